@@ -1,0 +1,41 @@
+"""The dispatch point between fused kernels and the reference loop."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnkit.kernels.reference import run_reference
+
+BACKENDS = ("auto", "fused", "reference")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def fused_runner(cell, inputs: torch.Tensor):
+    """The fused kernel for ``cell`` on ``inputs``, or ``None`` when none applies."""
+    return None
+
+
+def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],
+                 mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
+                 zero_output_for_mask: bool = False, backend: str = "auto"):
+    """Run ``cell`` over ``inputs (B, T, I)``; returns ``(outputs (B, T, O), final_state)``.
+
+    ``mask (B, T)`` is boolean, True on real steps. ``recurrent_mask (B, H_rec)`` is a fixed
+    recurrent-dropout mask (already scaled by ``1 / (1 - rate)``).
+    """
+    check_backend(backend)
+    if backend != "reference":
+        runner = fused_runner(cell, inputs)
+        if runner is not None:
+            return runner(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
+        if backend == "fused":
+            raise ValueError(
+                f"backend: 'fused' has no kernel for {type(cell).__name__} on "
+                f"{inputs.device.type} with dtype {inputs.dtype}; use 'auto' or 'reference'"
+            )
+    return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
