@@ -1,0 +1,1 @@
+"""The commands of the rnnkit CLI; each only calls the library."""
