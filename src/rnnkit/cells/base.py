@@ -203,9 +203,17 @@ class BuiltinCell(nn.Module):
         state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
         return self.step(self.spec, self.weights(), inputs, state, recurrent_mask)
 
-    @staticmethod
-    def step(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
+    @classmethod
+    def step(cls, spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
              recurrent_mask: torch.Tensor | None = None):
+        """One step from explicit ``spec`` and ``weights``: ``(y, new_state)``."""
+        output, new_state, _ = cls.step_with_gates(spec, weights, inputs, state, recurrent_mask)
+        return output, new_state
+
+    @staticmethod
+    def step_with_gates(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
+                        recurrent_mask: torch.Tensor | None = None):
+        """One step, returning ``(y, new_state, gates)`` with the named gate activations."""
         raise NotImplementedError
 
 

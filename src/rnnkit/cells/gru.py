@@ -55,8 +55,9 @@ class GRUCell(BuiltinCell):
         return shapes
 
     @staticmethod
-    def step(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
-             recurrent_mask: torch.Tensor | None = None):
+    def step_with_gates(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
+                        recurrent_mask: torch.Tensor | None = None):
+        """One step; also returns ``{"reset", "update", "candidate"}``, each ``(B, H)``."""
         (h_prev,) = state  # (B, H)
         h_rec = h_prev if recurrent_mask is None else h_prev * recurrent_mask
         sigma = activations.get(spec.recurrent_activation)
@@ -78,4 +79,5 @@ class GRUCell(BuiltinCell):
             update_gate = sigma(x_z + h_z)
             candidate = act(x_n + affine(reset_gate * h_rec, w_n, b_n))
         h = update_gate * h_prev + (1.0 - update_gate) * candidate  # (B, H)
-        return h, (h,)
+        gates = {"reset": reset_gate, "update": update_gate, "candidate": candidate}
+        return h, (h,), gates

@@ -116,8 +116,10 @@ class LSTMCell(BuiltinCell):
         return self.kernel_initializer((self.units, self.proj_size), self.param_dtype).T
 
     @staticmethod
-    def step(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
-             recurrent_mask: torch.Tensor | None = None):
+    def step_with_gates(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
+                        recurrent_mask: torch.Tensor | None = None):
+        """One step; also returns the gate activations ``{"input", "forget", "candidate",
+        "output", "cell"}``, each ``(B, H)``."""
         h_prev, c_prev = state  # (B, H_rec), (B, H)
         h_rec = h_prev if recurrent_mask is None else h_prev * recurrent_mask
         x_proj = inputs @ weights.weight_ih.T  # (B, 4H)
@@ -149,4 +151,6 @@ class LSTMCell(BuiltinCell):
         h = output_gate * act(c_out)  # (B, H)
         if spec.proj_size:
             h = h @ weights.weight_hr.T  # (B, P)
-        return h, (h, c)
+        gates = {"input": input_gate, "forget": forget_gate, "candidate": candidate,
+                 "output": output_gate, "cell": c}
+        return h, (h, c), gates

@@ -41,11 +41,12 @@ class SimpleRNNCell(BuiltinCell):
         return shapes
 
     @staticmethod
-    def step(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
-             recurrent_mask: torch.Tensor | None = None):
+    def step_with_gates(spec: CellSpec, weights: CellWeights, inputs: torch.Tensor, state: tuple,
+                        recurrent_mask: torch.Tensor | None = None):
+        """One step; also returns ``{"pre_activation"}`` (the cell has no gates), ``(B, H)``."""
         (h_prev,) = state  # (B, H)
         h_rec = h_prev if recurrent_mask is None else h_prev * recurrent_mask
         pre = affine(inputs, weights.weight_ih, weights.bias_ih)  # (B, H)
         pre = pre + affine(h_rec, weights.weight_hh, weights.bias_hh)
         h = activations.get(spec.activation)(pre)
-        return h, (h,)
+        return h, (h,), {"pre_activation": pre}
