@@ -35,3 +35,20 @@ def test_predictions_aligns_a_shorter_forecast_to_the_end(tmp_path):
     assert len(actual.get_xdata()) == 10
     with pytest.raises(ValueError, match="path: expected a file name ending in .png"):
         plot.predictions([1.0], [1.0], path=tmp_path / "x.jpg")
+
+
+def test_gate_heatmaps_have_one_panel_per_gate(tmp_path):
+    trace = {"input": np.full((2, 5, 3), 0.5), "forget": np.zeros((2, 5, 3)),
+             "cell": np.ones((2, 5, 3)), "h": np.zeros((2, 5, 3))}
+    figure = plot.gates(trace)
+    images = [axis for axis in figure.axes if axis.images]
+    assert len(images) == 3
+    assert images[0].images[0].get_array().shape == (3, 5)
+    assert _png_size(plot.gates(trace, path=tmp_path / "g.png"))[0] > 500
+
+
+def test_gradient_flow_is_log_scaled_and_labelled():
+    figure = plot.gradient_flow({"LSTM": [1.0, 0.5], "SimpleRNN": [1e-4, 1.0]})
+    axes = figure.axes[0]
+    assert axes.get_yscale() == "log"
+    assert [line.get_label() for line in axes.get_lines()] == ["LSTM", "SimpleRNN"]
