@@ -9,6 +9,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# Tests use tiny tensors; with the test runner's workers on 2 cores, extra intra-op threads only
+# oversubscribe the machine (up to hundreds of times slower under load).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed():
