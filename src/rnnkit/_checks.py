@@ -68,7 +68,8 @@ def check_mask(mask, batch: int, steps: int, device: torch.device) -> torch.Tens
                                                       torch.int64, torch.uint8):
             values = torch.unique(mask)
             if not bool(((values == 0) | (values == 1)).all()):
-                raise ValueError("mask: expected only 0/1 or True/False values")
+                raise ValueError("mask: expected only 0/1 or True/False values, "
+                                 f"got values {values[:5].tolist()}")
         mask = mask.bool()
     return mask
 

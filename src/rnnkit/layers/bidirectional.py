@@ -99,10 +99,11 @@ class Bidirectional(Layer):
         forward_state = backward_state = None
         if initial_state is not None:
             initial_state = list(initial_state)
-            if len(initial_state) % 2:
-                raise ValueError(f"initial_state: expected an even number of tensors (forward "
-                                 f"then backward states), got {len(initial_state)}")
-            half = len(initial_state) // 2
+            wanted = 2 * len(self.forward_layer.state_size)
+            if len(initial_state) != wanted:
+                raise ValueError(f"initial_state: expected {wanted} tensors (forward states then "
+                                 f"backward states), got {len(initial_state)}")
+            half = wanted // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
         options = {"mask": mask, "training": training, "lengths": lengths}
         forward = self.forward_layer(inputs, initial_state=forward_state, **options)
@@ -164,3 +165,13 @@ class Bidirectional(Layer):
         config["backward_layer"] = {"class_name": type(self.backward_layer).__name__,
                                     "config": self.backward_layer.get_config()}
         return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        from rnnkit.layers.wrappers import deserialize
+
+        config = dict(config)
+        config["layer"] = deserialize(config["layer"])
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = deserialize(config["backward_layer"])
+        return super().from_config(config)
