@@ -190,6 +190,31 @@ class BuiltinCell(nn.Module):
             if bias is not None:
                 bias.copy_(self.bias_initializer(tuple(bias.shape), self.param_dtype))
 
+    def get_config(self) -> dict:
+        """The constructor arguments, JSON-serialisable (weights excluded)."""
+        from rnnkit import activations as _activations
+        from rnnkit import initializers as _initializers
+
+        config = {
+            "units": self.units,
+            "activation": _activations.name_of(self.activation),
+            "recurrent_activation": _activations.name_of(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": _initializers.name_of(self.kernel_initializer),
+            "recurrent_initializer": _initializers.name_of(self.recurrent_initializer),
+            "bias_initializer": _initializers.name_of(self.bias_initializer),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+        }
+        config.update({name: getattr(self, name) for name in self.config_options})
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    config_options: tuple[str, ...] = ()
+
     def extra_repr(self) -> str:
         options = {f.name: getattr(self.spec, f.name) for f in fields(CellSpec)
                    if f.name not in ("family", "hidden_size")}

@@ -34,6 +34,7 @@ class GRUCell(BuiltinCell):
     """One GRU step. ``reset_after=True`` has two biases (input and recurrent), as in Keras."""
 
     family = "gru"
+    config_options = ("reset_after",)
 
     def __init__(self, units: int, *, input_size: int | None = None, activation="tanh",
                  recurrent_activation="sigmoid", use_bias: bool = True,

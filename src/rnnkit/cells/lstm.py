@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import activations
-from rnnkit.cells.base import BuiltinCell, CellSpec, CellWeights, affine
+from rnnkit.cells.base import BuiltinCell, CellSpec, CellWeights
 
 
 def _layer_norm(x: torch.Tensor, weight, bias, eps: float) -> torch.Tensor:
@@ -50,6 +50,8 @@ class LSTMCell(BuiltinCell):
     """One LSTM step. See the module docstring for the equations and options."""
 
     family = "lstm"
+    config_options = ("recurrent_bias", "unit_forget_bias", "peephole", "layer_norm", "proj_size",
+                      "layer_norm_epsilon")
 
     def __init__(self, units: int, *, input_size: int | None = None, activation="tanh",
                  recurrent_activation="sigmoid", use_bias: bool = True,

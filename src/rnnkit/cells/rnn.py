@@ -24,12 +24,18 @@ class SimpleRNNCell(BuiltinCell):
     """Elman cell ``h_t = act(W x_t + U h_{t-1} + b)``; ``recurrent_bias`` adds torch's ``bias_hh``."""
 
     family = "rnn"
+    config_options = ("recurrent_bias",)
 
     def __init__(self, units: int, *, input_size: int | None = None, activation="tanh",
                  use_bias: bool = True, recurrent_bias: bool = False, **kwargs) -> None:
         self.recurrent_bias = recurrent_bias and use_bias
         super().__init__(units, input_size=input_size, activation=activation,
                          use_bias=use_bias, **kwargs)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("recurrent_activation")
+        return config
 
     def _parameter_shapes(self):
         shapes = {"weight_ih": (self.units, self.input_size),

@@ -25,10 +25,11 @@ from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.layers.reshaping import Flatten, RepeatVector, Reshape
 from rnnkit.layers.rnn import RNN
 from rnnkit.layers.wrappers import TimeDistributed
+from rnnkit.models.symbolic import Input
 
 __all__ = ["Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "Layer", "RNN", "SimpleRNN",
            "SimpleRNNCell",
            "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Embedding",
            "Flatten", "Lambda", "Masking", "Maximum", "Minimum", "Multiply", "RepeatVector",
            "Reshape", "Subtract", "TimeDistributed", "add", "average", "concatenate", "maximum",
-           "minimum", "multiply", "subtract"]
+           "minimum", "multiply", "subtract", "Input"]

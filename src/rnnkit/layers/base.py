@@ -58,9 +58,17 @@ class Layer(nn.Module):
         self.trainable = trainable
         self.param_dtype = _torch_dtype(dtype)
         self.built = False
+        # Keras semantics: a layer called outside fit() runs in inference mode. fit() and
+        # model.train() switch training on; training=True in a call does too.
+        self.train(False)
 
     # -- call -------------------------------------------------------------------------------
     def forward(self, inputs, *args, mask=None, training=None, **kwargs):
+        if _any_symbolic((inputs, args, mask, kwargs)):
+            # A functional-API call on rnnkit.layers.Input tensors: record a graph node instead.
+            from rnnkit.models.symbolic import call_symbolic
+
+            return call_symbolic(self, inputs, args, mask=mask, training=training, **kwargs)
         inputs = self._convert_inputs(inputs)
         if not self.built:
             self.build(_shape_of(inputs))
@@ -151,6 +159,17 @@ def _torch_dtype(dtype) -> torch.dtype:
     if dtype in names:
         return names[dtype]
     raise ValueError(f"dtype: expected one of {sorted(names)} or a torch.dtype, got {dtype!r}")
+
+
+def _any_symbolic(value) -> bool:
+    """Whether ``value`` (possibly nested in lists, tuples and dicts) holds a symbolic tensor."""
+    if isinstance(value, torch.Tensor) or value is None:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_any_symbolic(item) for item in value)
+    if isinstance(value, dict):
+        return any(_any_symbolic(item) for item in value.values())
+    return getattr(value, "_rnnkit_symbolic", False)
 
 
 def _shape_of(inputs):

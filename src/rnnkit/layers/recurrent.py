@@ -55,6 +55,10 @@ class _BuiltinRNN(RNN):
                 "recurrent_initializer", "bias_initializer", "dropout", "recurrent_dropout",
                 *cls.cell_options)
 
+    @classmethod
+    def from_config(cls, config: dict):
+        return super(RNN, cls).from_config(config)
+
     @property
     def units(self) -> int:
         return self.cell.units
@@ -71,6 +75,7 @@ class _BuiltinRNN(RNN):
     def get_config(self) -> dict:
         cell = self.cell
         config = super().get_config()
+        config.pop("cell", None)
         config.update(
             units=cell.units, activation=activations.name_of(cell.activation),
             recurrent_activation=activations.name_of(cell.recurrent_activation),

@@ -175,7 +175,21 @@ class RNN(Layer):
         config.update(return_sequences=self.return_sequences, return_state=self.return_state,
                       go_backwards=self.go_backwards, stateful=self.stateful,
                       unroll=self.unroll, backend=self.backend)
+        if hasattr(self.cell, "get_config"):
+            config["cell"] = {"class_name": type(self.cell).__name__,
+                              "config": self.cell.get_config()}
         return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        from rnnkit.layers.wrappers import deserialize
+
+        config = dict(config)
+        if "cell" not in config:
+            raise ValueError(f"{cls.__name__}.from_config: expected a 'cell' entry "
+                             "({'class_name': ..., 'config': ...}), got none")
+        config["cell"] = deserialize(config["cell"])
+        return super().from_config(config)
 
 
 def _param_dtype(cell) -> torch.dtype | None:

@@ -9,23 +9,30 @@ Example:
 
 from __future__ import annotations
 
+from torch import nn
+
 from rnnkit import _checks
 from rnnkit.layers.base import Layer
 
 
-def deserialize(spec: dict) -> Layer:
-    """Rebuild a layer from ``{"class_name": ..., "config": ...}`` (the wrappers' config form)."""
-    from rnnkit import layers
+def deserialize(spec: dict, custom_objects: dict | None = None) -> nn.Module:
+    """Rebuild a layer or cell from ``{"class_name": ..., "config": ...}``.
+
+    Classes are looked up among rnnkit's layers and cells, classes registered with
+    ``rnnkit.models.register_serializable``, and ``custom_objects``.
+    """
+    from rnnkit.models.registry import known_classes
 
     if not isinstance(spec, dict) or "class_name" not in spec:
         raise TypeError(
             f"layer: expected a Layer or a dict with 'class_name' and 'config', got {spec!r}"
         )
-    cls = getattr(layers, spec["class_name"], None)
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+    cls = known_classes(custom_objects).get(spec["class_name"])
+    if cls is None:
         raise ValueError(
-            f"layer: unknown class_name {spec['class_name']!r}; expected a layer "
-            "exported by rnnkit.layers"
+            f"layer: unknown class_name {spec['class_name']!r}; expected a layer exported by "
+            "rnnkit.layers, a class registered with rnnkit.models.register_serializable, or "
+            "one given in custom_objects"
         )
     return cls.from_config(spec.get("config", {}))
 
