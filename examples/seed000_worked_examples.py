@@ -21,35 +21,15 @@ import torch
 
 from rnnkit.layers import GRU, LSTM
 
-X = 0.5
-H_PREV = np.array([0.2, 0.3])
-C_PREV = np.array([0.4, 0.5])
+from rnnkit.inspect.seed000 import (  # the seed's numbers, read as the docstring says
+    C_PREV,
+    H_PREV,
+    X,
+    gru_keras_weights,
+    lstm_keras_weights,
+)
 
-LSTM_W = {
-    "i": [[0.1, 0.2], [0.3, 0.4]],
-    "f": [[0.5, 0.6], [0.7, 0.8]],
-    "c": [[0.9, 1.0], [1.1, 1.2]],
-    "o": [[1.3, 1.4], [1.5, 1.6]],
-}
-LSTM_U = {
-    "i": [[1.7, 1.8], [1.9, 2.0]],
-    "f": [[2.1, 2.2], [2.3, 2.4]],
-    "c": [[2.5, 2.6], [2.7, 2.8]],
-    "o": [[2.9, 3.0], [3.1, 3.2]],
-}
-LSTM_B = {"i": [0.1, 0.2], "f": [0.3, 0.4], "c": [0.5, 0.6], "o": [0.7, 0.8]}
-
-GRU_W = {
-    "z": [[0.1, 0.2], [0.3, 0.4]],
-    "r": [[0.5, 0.6], [0.7, 0.8]],
-    "h": [[0.9, 1.0], [1.1, 1.2]],
-}
-GRU_U = {
-    "z": [[1.3, 1.4], [1.5, 1.6]],
-    "r": [[1.7, 1.8], [1.9, 2.0]],
-    "h": [[2.1, 2.2], [2.3, 2.4]],
-}
-GRU_B = {"z": [0.1, 0.2], "r": [0.3, 0.4], "h": [0.5, 0.6]}
+C_PREV, H_PREV = np.array(C_PREV), np.array(H_PREV)
 
 # What seed 000 printed for each quantity computed below (same keys).
 SEED_LSTM = {
@@ -112,25 +92,6 @@ LABELS = {
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-a))
-
-
-def lstm_keras_weights() -> list[np.ndarray]:
-    """The seed's LSTM in Keras's layout: kernel (1, 8), recurrent_kernel (2, 8), bias (8,)."""
-    gates = ("i", "f", "c", "o")  # Keras's gate order
-    kernel = np.concatenate([np.asarray(LSTM_W[g])[:, 0] for g in gates])[None, :]
-    recurrent_kernel = np.concatenate([np.asarray(LSTM_U[g]).T for g in gates], axis=1)
-    bias = np.concatenate([LSTM_B[g] for g in gates])
-    return [kernel, recurrent_kernel, bias]
-
-
-def gru_keras_weights() -> list[np.ndarray]:
-    """The seed's GRU for ``GRU(2, reset_after=False)``, update gate negated (gates z, r, h)."""
-    sign = {"z": -1.0, "r": 1.0, "h": 1.0}
-    gates = ("z", "r", "h")
-    kernel = np.concatenate([sign[g] * np.asarray(GRU_W[g])[:, 0] for g in gates])[None, :]
-    recurrent_kernel = np.concatenate([sign[g] * np.asarray(GRU_U[g]).T for g in gates], axis=1)
-    bias = np.concatenate([sign[g] * np.asarray(GRU_B[g]) for g in gates])
-    return [kernel, recurrent_kernel, bias]
 
 
 def run_lstm() -> dict[str, np.ndarray]:

@@ -22,7 +22,10 @@ def as_tensor(value, name: str) -> torch.Tensor:
         array = np.asarray(value)
         if array.dtype == object:
             raise TypeError(f"{name}: expected a numeric array, got an array of Python objects")
-        return torch.from_numpy(np.ascontiguousarray(array))
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # e.g. pandas' read-only views; torch needs a writable one
+            array = array.copy()
+        return torch.from_numpy(array)
     raise TypeError(
         f"{name}: expected a torch.Tensor or a NumPy array, got {type(value).__name__}"
     )

@@ -1,6 +1,7 @@
 """Keras-named layers. Recurrent layers run on the fused kernels when they apply."""
 
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.layers.attention import AdditiveAttention, Attention, BahdanauAttention, LuongAttention
 from rnnkit.layers.base import Layer
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Activation, Dense, Dropout, Lambda
@@ -32,4 +33,5 @@ __all__ = ["Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "Layer", "RNN"
            "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Embedding",
            "Flatten", "Lambda", "Masking", "Maximum", "Minimum", "Multiply", "RepeatVector",
            "Reshape", "Subtract", "TimeDistributed", "add", "average", "concatenate", "maximum",
-           "minimum", "multiply", "subtract", "Input"]
+           "minimum", "multiply", "subtract", "Input",
+           "AdditiveAttention", "Attention", "BahdanauAttention", "LuongAttention"]

@@ -53,6 +53,12 @@ class Functional(Model):
         return [tensor.node.layer.name for tensor in self.inputs]
 
     @property
+    def input_shape(self):
+        """Keras's ``input_shape``: one shape, or a list with one per input."""
+        shapes = [tuple(tensor.shape) for tensor in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
     def output_names(self) -> list[str]:
         """The names of the layers that make the outputs (Keras keys per-output losses by them)."""
         return [tensor.node.layer.name for tensor in self.outputs]

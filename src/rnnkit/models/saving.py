@@ -78,7 +78,7 @@ def weights_bytes(model) -> bytes:
             continue
         for index, array in enumerate(arrays):
             tensors[f"{len(layers)}.{index}"] = np.ascontiguousarray(array)
-        layers.append({"name": owner.name, "class_name": type(owner).__name__,
+        layers.append({"name": _name_of(owner), "class_name": type(owner).__name__,
                        "shapes": [list(array.shape) for array in arrays]})
     layers_json = json.dumps(layers)
     metadata = {"format": WEIGHTS_FORMAT, "format_version": str(FORMAT_VERSION),
@@ -192,12 +192,12 @@ def apply_weights(model, data: bytes, source: str) -> None:
         raise ValueError(
             f"{source}: holds weights for {len(layers)} layers "
             f"{[entry['name'] for entry in layers]}, but model {model.name!r} has {len(owners)} "
-            f"layers with weights {[owner.name for owner in owners]}{hint}")
+            f"layers with weights {[_name_of(owner) for owner in owners]}{hint}")
     for position, (owner, entry) in enumerate(zip(owners, layers, strict=True)):
         if entry["class_name"] != type(owner).__name__:
             raise ValueError(f"{source}: layer {position} was a {entry['class_name']} "
                              f"({entry['name']!r}), but the model's is a "
-                             f"{type(owner).__name__} ({owner.name!r})")
+                             f"{type(owner).__name__} ({_name_of(owner)!r})")
         count = len(entry["shapes"])
         set_weights_of(owner, [arrays[f"{position}.{index}"] for index in range(count)])
 
@@ -250,3 +250,8 @@ def _digest(arrays: dict[str, np.ndarray], layers_json: str) -> str:
         digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _name_of(owner) -> str:
+    """A weight owner's name; bare torch modules (a cell, say) have none and use their class."""
+    return getattr(owner, "name", type(owner).__name__)

@@ -79,6 +79,11 @@ class Sequential(Model):
     def output_names(self) -> list[str]:
         return [self._stack[-1].name] if self._stack else []
 
+    @property
+    def input_shape(self) -> tuple | None:
+        """Keras's ``input_shape``: the batch-first input shape, None where unknown."""
+        return None if self._input_spec is None else tuple(self._input_spec[0])
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             return list(self._stack)[index]

@@ -1,0 +1,5 @@
+"""Keras's ``utils`` that concern training: ``set_random_seed``."""
+
+from rnnkit.training.seed import set_random_seed
+
+__all__ = ["set_random_seed"]
