@@ -95,6 +95,7 @@ class SimpleRNN(_BuiltinRNN):
     """Keras's ``SimpleRNN``: ``h_t = act(W x_t + U h_{t-1} + b)``. Output ``(B, units)``."""
 
     cell_class = SimpleRNNCell
+    cell_options = ("recurrent_bias",)
 
     @classmethod
     def _cell_arguments(cls):
@@ -108,7 +109,7 @@ class LSTM(_BuiltinRNN):
     """
 
     cell_class = LSTMCell
-    cell_options = ("unit_forget_bias", "peephole", "layer_norm", "proj_size")
+    cell_options = ("recurrent_bias", "unit_forget_bias", "peephole", "layer_norm", "proj_size")
 
 
 class GRU(_BuiltinRNN):

@@ -174,7 +174,8 @@ class RNN(Layer):
         config = super().get_config()
         config.update(return_sequences=self.return_sequences, return_state=self.return_state,
                       go_backwards=self.go_backwards, stateful=self.stateful,
-                      unroll=self.unroll, backend=self.backend)
+                      unroll=self.unroll, backend=self.backend,
+                      zero_output_for_mask=self.zero_output_for_mask)
         if hasattr(self.cell, "get_config"):
             config["cell"] = {"class_name": type(self.cell).__name__,
                               "config": self.cell.get_config()}
