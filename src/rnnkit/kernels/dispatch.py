@@ -16,8 +16,15 @@ def check_backend(backend: str) -> str:
 
 
 def fused_runner(cell, inputs: torch.Tensor):
-    """The fused kernel for ``cell`` on ``inputs``, or ``None`` when none applies."""
-    return None
+    """The fused kernel for ``cell`` on ``inputs``, or ``None`` when none applies.
+
+    The runner has the signature ``runner(cell, inputs, state, mask, recurrent_mask,
+    zero_output_for_mask) -> (outputs (B, T, O), final_state)``; see :mod:`rnnkit.kernels.fused`.
+    """
+    # Imported here so that ``import rnnkit`` does not pay for importing numba.
+    from rnnkit.kernels.fused import select
+
+    return select(cell, inputs)
 
 
 def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],
