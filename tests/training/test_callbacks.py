@@ -72,16 +72,14 @@ EARLY_STOPPING = [
 @pytest.mark.peer
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("kwargs", EARLY_STOPPING, ids=lambda k: "-".join(map(str, k.items())))
-def test_early_stopping_matches_keras(script, kwargs):
-    keras = pytest.importorskip("keras")
+def test_early_stopping_matches_keras(keras, script, kwargs):
     ours = drive(callbacks.EarlyStopping(**kwargs), SCRIPTS[script])
     theirs = drive(keras.callbacks.EarlyStopping(**kwargs), SCRIPTS[script])
     assert (ours[0], ours[1].weights) == (theirs[0], theirs[1].weights)
 
 
 @pytest.mark.peer
-def test_early_stopping_in_max_mode_matches_keras():
-    keras = pytest.importorskip("keras")
+def test_early_stopping_in_max_mode_matches_keras(keras):
     values = [0.5, 0.6, 0.55, 0.58, 0.7, 0.69, 0.65, 0.6]
     ours = drive(callbacks.EarlyStopping("val_accuracy", patience=2, restore_best_weights=True),
                  values, "val_accuracy")
@@ -113,8 +111,7 @@ def test_early_stopping_in_fit_stops_and_restores_the_best_weights():
     {"patience": 1}, {"patience": 2, "factor": 0.5, "cooldown": 1},
     {"patience": 1, "min_lr": 0.05, "min_delta": 0.05},
 ], ids=lambda k: "-".join(map(str, k.items())))
-def test_reduce_lr_on_plateau_matches_keras(kwargs):
-    keras = pytest.importorskip("keras")
+def test_reduce_lr_on_plateau_matches_keras(keras, kwargs):
     values = SCRIPTS["improves-then-stalls"]
     rates = []
     for module in (callbacks, keras.callbacks):

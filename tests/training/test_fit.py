@@ -49,8 +49,7 @@ def test_history_has_keras_keys_epochs_params_and_model():
 
 
 @pytest.mark.peer
-def test_history_keys_match_keras():
-    keras = pytest.importorskip("keras")
+def test_history_keys_match_keras(keras):
     reference = keras.Sequential([keras.Input((6, 2)), keras.layers.LSTM(4),
                                   keras.layers.Dense(1, activation="sigmoid")])
     reference.compile("adam", "binary_crossentropy", metrics=["accuracy", "mae"])
@@ -266,3 +265,24 @@ def test_set_random_seed_makes_fit_reproducible_bit_for_bit():
     first, second = _seeded_run(123), _seeded_run(123)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert not torch.equal(first[0], _seeded_run(124)[0])
+
+
+def test_seed_002_program_runs_on_rnnkit_models():
+    """Seed 002 as written (Sequential, LSTM(50), Dense(1), adam, mse), on fewer samples."""
+    models = pytest.importorskip("rnnkit.models")
+    layers = pytest.importorskip("rnnkit.layers")
+    if not hasattr(models, "Sequential") or not hasattr(layers, "Dense"):
+        pytest.skip("rnnkit.models.Sequential / rnnkit.layers.Dense not available yet")
+    set_random_seed(0)
+    series = np.sin(np.linspace(0, 100, 1000))
+    series = (series - series.min()) / (series.max() - series.min())
+    x = np.array([series[i:i + 10] for i in range(len(series) - 11)])[..., None]
+    y = series[10:-1]
+    model = models.Sequential([LSTM(50, input_shape=(10, 1)), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    history = model.fit(x[:400], y[:400], epochs=3, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    loss = model.evaluate(x[800:], y[800:], verbose=0)
+    assert isinstance(loss, float) and loss < history.history["loss"][0]
+    prediction = model.predict(x[-1].reshape(1, 10, 1), verbose=0)
+    assert isinstance(prediction, np.ndarray) and prediction.shape == (1, 1)

@@ -8,9 +8,6 @@ import torch
 
 from rnnkit import losses
 
-keras = pytest.importorskip("keras")
-pytestmark = pytest.mark.peer
-
 rng = np.random.default_rng(7)
 BATCH, CLASSES, STEPS = 6, 4, 5
 
@@ -61,8 +58,9 @@ CASES = _cases()
 IDS = [f"{name}-{'-'.join(kw) or 'plain'}" for name, _, _, kw in CASES]
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize(("name", "y_true", "y_pred", "kwargs"), CASES, ids=IDS)
-def test_loss_function_matches_keras(name, y_true, y_pred, kwargs):
+def test_loss_function_matches_keras(keras, name, y_true, y_pred, kwargs):
     ours = getattr(losses, name)(y_true, torch.from_numpy(y_pred), **kwargs)
     theirs = np.asarray(getattr(keras.losses, name)(y_true, y_pred, **kwargs))
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=2e-5, atol=2e-6)
@@ -78,8 +76,9 @@ _CLASS_OF = {"mean_squared_error": "MeanSquaredError", "mean_absolute_error": "M
              "cosine_similarity": "CosineSimilarity"}
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize(("name", "y_true", "y_pred", "kwargs"), CASES, ids=IDS)
-def test_loss_class_with_sample_weight_matches_keras(name, y_true, y_pred, kwargs):
+def test_loss_class_with_sample_weight_matches_keras(keras, name, y_true, y_pred, kwargs):
     weights = rng.uniform(0, 2, BATCH).astype("float32")
     weights[1] = 0.0
     ours = getattr(losses, _CLASS_OF[name])(**kwargs)(y_true, torch.from_numpy(y_pred), weights)
@@ -87,8 +86,9 @@ def test_loss_class_with_sample_weight_matches_keras(name, y_true, y_pred, kwarg
     np.testing.assert_allclose(float(ours), float(theirs), rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("reduction", ["sum", "none", "mean_with_sample_weight"])
-def test_reductions_match_keras(reduction):
+def test_reductions_match_keras(keras, reduction):
     y_true, y_pred = _regression(BATCH, 3)
     weights = rng.uniform(0, 2, BATCH).astype("float32")
     ours = losses.MeanSquaredError(reduction=reduction)(y_true, torch.from_numpy(y_pred), weights)
@@ -96,7 +96,8 @@ def test_reductions_match_keras(reduction):
     np.testing.assert_allclose(ours.numpy(), np.asarray(theirs), rtol=1e-5)
 
 
-def test_sequence_targets_with_per_timestep_weights_match_keras():
+@pytest.mark.peer
+def test_sequence_targets_with_per_timestep_weights_match_keras(keras):
     y_true, y_pred = _regression(BATCH, STEPS, 2)
     weights = rng.uniform(0, 1, (BATCH, STEPS)).astype("float32")
     ours = losses.MeanSquaredError()(y_true, torch.from_numpy(y_pred), weights)
@@ -104,7 +105,8 @@ def test_sequence_targets_with_per_timestep_weights_match_keras():
     np.testing.assert_allclose(float(ours), float(theirs), rtol=1e-5)
 
 
-def test_per_sample_weights_broadcast_over_timesteps():
+@pytest.mark.peer
+def test_per_sample_weights_broadcast_over_timesteps(keras):
     """Keras refuses (B,) weights on (B, T) losses; rnnkit repeats each weight over time."""
     y_true, y_pred = _regression(BATCH, STEPS, 2)
     weights = rng.uniform(0, 1, BATCH).astype("float32")

@@ -9,9 +9,6 @@ import torch
 from rnnkit import metrics
 from rnnkit.training.compile_state import CompileState
 
-keras = pytest.importorskip("keras")
-pytestmark = pytest.mark.peer
-
 rng = np.random.default_rng(3)
 CLASSES = 5
 
@@ -46,11 +43,12 @@ CASES = [
 ]
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize(("name", "kind", "kwargs"), CASES,
                          ids=[f"{n}-{'-'.join(map(str, k.values())) or 'default'}"
                               for n, _, k in CASES])
-def test_metric_accumulates_like_keras(name, kind, kwargs, weighted):
+def test_metric_accumulates_like_keras(keras, name, kind, kwargs, weighted):
     ours = getattr(metrics, name)(**kwargs)
     theirs = getattr(keras.metrics, name)(**kwargs)
     for y_true, y_pred, weights in _batches(kind):

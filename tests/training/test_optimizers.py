@@ -10,8 +10,6 @@ import torch
 
 from rnnkit import optimizers
 
-keras = pytest.importorskip("keras")
-
 rng = np.random.default_rng(11)
 WEIGHTS = [rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=(4,)).astype("float32")]
 # Three steps: gradients of ordinary, small (where epsilon placement matters) and large size.
@@ -29,7 +27,7 @@ CASES = [
 ]
 
 
-def _keras_run(name, kwargs):
+def _keras_run(keras, name, kwargs):
     variables = [keras.Variable(w) for w in WEIGHTS]
     optimizer = getattr(keras.optimizers, name)(**kwargs)
     for grads in GRADIENTS:
@@ -51,15 +49,15 @@ def _our_run(name, kwargs):
 @pytest.mark.peer
 @pytest.mark.parametrize(("name", "kwargs"), CASES,
                          ids=[f"{n}-{'-'.join(k) or 'default'}" for n, k in CASES])
-def test_three_updates_match_keras(name, kwargs):
-    for ours, theirs in zip(_our_run(name, kwargs), _keras_run(name, kwargs)):
+def test_three_updates_match_keras(keras, name, kwargs):
+    for ours, theirs in zip(_our_run(name, kwargs), _keras_run(keras, name, kwargs)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=5e-7)
 
 
 @pytest.mark.peer
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
                                   "Adamax", "Nadam"])
-def test_defaults_are_keras_defaults(name):
+def test_defaults_are_keras_defaults(keras, name):
     theirs = getattr(keras.optimizers, name)().get_config()
     ours = getattr(optimizers, name)().get_config()
     for key, value in ours.items():

@@ -251,6 +251,18 @@ class Model(Layer):
 
         return loop.compile_model(self, optimizer, loss, metrics, loss_weights, **kwargs)
 
+    @property
+    def metrics_names(self) -> list[str]:
+        """Keras's ``metrics_names``: ``["loss", *compiled metric names]``."""
+        from rnnkit.training import loop
+
+        return loop.metrics_names(self)
+
+    def reset_metrics(self) -> None:
+        from rnnkit.training import loop
+
+        loop.reset_metrics(self)
+
     def fit(self, x=None, y=None, **kwargs):
         from rnnkit.training import loop
 

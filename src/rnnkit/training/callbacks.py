@@ -119,7 +119,6 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
-        self.model.history = self
 
 
 class LambdaCallback(Callback):

@@ -105,8 +105,9 @@ class CompileState:
         weights = self._per_output(self.loss_weights_spec, "loss_weights", single_ok=False)
         self.loss_weights = [1.0 if w is None else float(w) for w in weights]
         several = count > 1
-        self.output_trackers = ([RunningMean(f"{name}_loss") for name in self.output_names]
-                                if several else [])
+        self.output_trackers = [(index, RunningMean(f"{name}_loss"))
+                                for index, name in enumerate(self.output_names)
+                                if several and self.losses[index] is not None]
         unweighted = self._build_metrics(self.metrics_spec, y_true, y_pred, several)
         weighted = self._build_metrics(self.weighted_metrics_spec, y_true, y_pred, several)
         taken = {metric.name for _, metric, _ in unweighted}
@@ -138,7 +139,9 @@ class CompileState:
         if spec is None:
             return None
         if isinstance(spec, str) and spec in _CROSSENTROPY:
-            spec = _crossentropy_for(y_true, y_pred)
+            kind = losses.target_kind(y_true, y_pred)
+            spec = {"binary": "binary_crossentropy", "sparse": "sparse_categorical_crossentropy",
+                    "categorical": "categorical_crossentropy"}[kind]
         fn = losses.get(spec)
         if isinstance(fn, losses.Loss):
             return fn
@@ -187,9 +190,8 @@ class CompileState:
         """Accumulate one batch (``weight`` is its size) into the loss means and the metrics."""
         with torch.no_grad():
             self.loss_tracker.update(loss, weight)
-            for tracker, value in zip(self.output_trackers, per_output):
-                if value is not None:
-                    tracker.update(value, weight)
+            for index, tracker in self.output_trackers:
+                tracker.update(per_output[index], weight)
             for index, metric, weighted in self.metrics:
                 metric.update_state(y_true[index], y_pred[index].detach(),
                                     sample_weight if weighted else None)
@@ -197,7 +199,8 @@ class CompileState:
     def trackers(self) -> list:
         if not self.built:
             return [self.loss_tracker]
-        return [self.loss_tracker, *(m for _, m, _ in self.metrics), *self.output_trackers]
+        return [self.loss_tracker, *(m for _, m, _ in self.metrics),
+                *(t for _, t in self.output_trackers)]
 
     def reset(self) -> None:
         for tracker in self.trackers():
@@ -218,14 +221,6 @@ class CompileState:
             if tracker.name == name:
                 return tracker.direction
         return None
-
-
-def _crossentropy_for(y_true: torch.Tensor, y_pred: torch.Tensor) -> str:
-    if y_pred.shape[-1] == 1:
-        return "binary_crossentropy"
-    if y_true.dim() < y_pred.dim() or y_true.shape[-1] == 1:
-        return "sparse_categorical_crossentropy"
-    return "categorical_crossentropy"
 
 
 def _as_list(entry) -> list:

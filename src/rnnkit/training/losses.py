@@ -47,6 +47,19 @@ def same_rank(x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return x1, x2
 
 
+def target_kind(y_true: torch.Tensor, y_pred: torch.Tensor) -> str:
+    """Keras's reading of classification shapes: "binary", "sparse" or "categorical".
+
+    One prediction column is binary; targets without the class axis (or with a size-1 one
+    against several columns) are sparse labels; anything else is one-hot.
+    """
+    if y_pred.shape[-1] == 1:
+        return "binary"
+    if y_true.dim() < y_pred.dim() or y_true.shape[-1] == 1:
+        return "sparse"
+    return "categorical"
+
+
 def reduce_weighted(values: torch.Tensor, sample_weight=None,
                     reduction: str | None = "sum_over_batch_size") -> torch.Tensor:
     """Multiply by ``sample_weight`` (broadcast over trailing axes) and reduce as Keras does."""

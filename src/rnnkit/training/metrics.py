@@ -329,9 +329,9 @@ def accuracy_for(name: str, y_true: torch.Tensor, y_pred: torch.Tensor,
     loss is sparse categorical crossentropy or the targets lack the class axis; else categorical.
     """
     loss_name = getattr(getattr(loss, "fn", loss), "__name__", "")
-    if loss_name == "binary_crossentropy" or y_pred.shape[-1] == 1:
+    kind = losses.target_kind(y_true, y_pred)
+    if loss_name == "binary_crossentropy" or kind == "binary":
         return BinaryAccuracy(name=name)
-    if (loss_name == "sparse_categorical_crossentropy" or y_true.dim() < y_pred.dim()
-            or y_true.shape[-1] == 1):
+    if loss_name == "sparse_categorical_crossentropy" or kind == "sparse":
         return SparseCategoricalAccuracy(name=name)
     return CategoricalAccuracy(name=name)

@@ -89,7 +89,7 @@ class TruncatedBPTT:
 
     def _decide(self, x_chunk, y, length: int, count: int) -> bool:
         """Whether targets carry a time axis matched by the model's output."""
-        if count == 1 or y.dim() < 2 or y.shape[1] != length:
+        if count == 1 or y is None or y.dim() < 2 or y.shape[1] != length:
             return False
         states = [layer.states for layer in self.layers]
         with torch.no_grad():
