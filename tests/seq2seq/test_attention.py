@@ -234,8 +234,6 @@ def test_functional_model_with_attention_matches_keras(keras):
     assert np.all(got[0, 2:] == 0)  # the query mask from Embedding(mask_zero=True) reached it
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit.models.symbolic._output_specs calls "
-                   "compute_output_shape without the call's return_attention_scores")
 def test_functional_model_can_return_the_attention_scores():
     from rnnkit.layers import Input
     from rnnkit.models import Model

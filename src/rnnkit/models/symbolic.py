@@ -213,7 +213,10 @@ def _shape_of(value) -> tuple:
 
 def _output_specs(node: Node, input_shapes):
     layer = node.layer
-    if type(layer).compute_output_shape is not Layer.compute_output_shape:
+    # compute_output_shape sees only input shapes; call options (return_attention_scores=True,
+    # say) can change what a call returns, so such calls are traced instead.
+    options = {k for k, v in node.kwargs.items() if v is not None} - {"mask", "training"}
+    if not options and type(layer).compute_output_shape is not Layer.compute_output_shape:
         try:
             shapes = layer.compute_output_shape(input_shapes)
         except NotImplementedError:
