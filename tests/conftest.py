@@ -3,7 +3,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # keep TF's plain float path for parity
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -19,3 +20,21 @@ def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """The Keras 3 peer on TensorFlow, single-threaded; tests using it skip if it can't import."""
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised earlier in the session
+        pass
+    return keras
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -7,45 +7,12 @@ agree within 1e-5, and ``count_params()`` to agree exactly.
 
 from __future__ import annotations
 
-import os
 import re
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders sums; keep TF's float path
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-ATOL = 1e-5
-
-
-@pytest.fixture(scope="session")
-def keras():
-    """The Keras 3 peer on TensorFlow; the tests that use it skip if it cannot be imported."""
-    tf = pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("keras")
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised by an earlier import; the default is fine
-        pass
-    return keras
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
-def as_numpy(value):
-    """A tensor (rnnkit or Keras), or a list of them, as NumPy arrays."""
-    if isinstance(value, (list, tuple)):
-        return [as_numpy(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
+from _peer_helpers import ATOL, as_numpy, assert_close  # noqa: F401
 
 
 def assert_same_outputs(ours, theirs, atol: float = ATOL) -> None:
