@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit._checks import as_tensor
+from rnnkit._checks import as_tensor, cast_float
 
 _uid = itertools.count()
 
@@ -69,6 +69,8 @@ class Layer(nn.Module):
             from rnnkit.models.symbolic import call_symbolic
 
             return call_symbolic(self, inputs, args, mask=mask, training=training, **kwargs)
+        if inputs is None:
+            raise TypeError(f"inputs: expected a tensor or a NumPy array for {self.name}, got None")
         inputs = self._convert_inputs(inputs)
         if not self.built:
             self.build(_shape_of(inputs))
@@ -85,7 +87,7 @@ class Layer(nn.Module):
             return inputs
         tensor = as_tensor(inputs, "inputs")
         if tensor.is_floating_point():
-            tensor = tensor.to(self.param_dtype)
+            tensor = cast_float(tensor, self.param_dtype, "inputs")
         return tensor
 
     def build(self, input_shape) -> None:
@@ -152,10 +154,13 @@ class Layer(nn.Module):
 def _torch_dtype(dtype) -> torch.dtype:
     if dtype is None:
         return torch.get_default_dtype()
-    if isinstance(dtype, torch.dtype):
-        return dtype
     names = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
              "bfloat16": torch.bfloat16}
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype: expected a floating-point dtype (weights are trained), "
+                             f"got {dtype}")
+        return dtype
     if dtype in names:
         return names[dtype]
     raise ValueError(f"dtype: expected one of {sorted(names)} or a torch.dtype, got {dtype!r}")

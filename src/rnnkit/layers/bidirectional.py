@@ -98,8 +98,12 @@ class Bidirectional(Layer):
     def call(self, inputs, mask=None, training=None, initial_state=None, lengths=None):
         forward_state = backward_state = None
         if initial_state is not None:
-            initial_state = list(initial_state)
             wanted = 2 * len(self.forward_layer.state_size)
+            if not isinstance(initial_state, (list, tuple)):
+                # list() would split a tensor along its batch axis into "states".
+                raise TypeError(f"initial_state: expected a list of {wanted} tensors (forward "
+                                f"states then backward states), got {type(initial_state).__name__}")
+            initial_state = list(initial_state)
             if len(initial_state) != wanted:
                 raise ValueError(f"initial_state: expected {wanted} tensors (forward states then "
                                  f"backward states), got {len(initial_state)}")

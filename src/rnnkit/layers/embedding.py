@@ -33,19 +33,30 @@ def token_ids(inputs, input_dim: int) -> torch.Tensor:
     tensor = _checks.as_tensor(inputs, "inputs")
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"inputs: expected integer token ids, got dtype {tensor.dtype}")
+    _checks.check_has_data(tensor, "inputs")
     if tensor.is_floating_point():
         if not bool(torch.all(tensor == torch.round(tensor))):
             raise TypeError(
                 f"inputs: expected integer token ids, got dtype {tensor.dtype} "
                 "with non-integer values"
             )
-    tensor = tensor.long()
-    if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= input_dim):
-        raise ValueError(
-            f"inputs: expected token ids in [0, input_dim) = [0, {input_dim}), "
-            f"got min {int(tensor.min())} and max {int(tensor.max())}"
-        )
-    return tensor
+    # The range is checked before the cast to int64, which would wrap or saturate
+    # out-of-range values (inf, 1e30, uint64 above 2**63) into other, plausible ids.
+    if tensor.numel():
+        low, high = _checks.value_range(tensor)
+        if low < 0 or high >= input_dim:
+            raise ValueError(
+                f"inputs: expected token ids in [0, input_dim) = [0, {input_dim}), "
+                f"got min {_id_text(low)} and max {_id_text(high)}"
+            )
+    return tensor.long()
+
+
+def _id_text(value) -> str:
+    """Whole floats print as integers (7, not 7.0), so messages read the same for float ids."""
+    if isinstance(value, float):
+        return str(int(value)) if abs(value) < 2**53 and value.is_integer() else f"{value:g}"
+    return str(value)
 
 
 class Embedding(Layer):

@@ -47,9 +47,11 @@ class RNN(Layer):
         self.zero_output_for_mask = zero_output_for_mask
         self.backend = check_backend(backend)
         self.states: list[torch.Tensor] | None = None
-        if self.batch_input_shape is not None and self.batch_input_shape[-1] is not None:
-            self.build(self.batch_input_shape)
-            self.built = True
+        if self.batch_input_shape is not None:
+            _check_input_shape(self.batch_input_shape)
+            if self.batch_input_shape[-1] is not None:
+                self.build(self.batch_input_shape)
+                self.built = True
 
     @property
     def state_size(self) -> tuple[int, ...]:
@@ -57,9 +59,13 @@ class RNN(Layer):
         return (size,) if isinstance(size, int) else tuple(size)
 
     def build(self, input_shape) -> None:
+        _check_single_input(input_shape)
         if len(input_shape) != 3:
             raise ValueError(f"inputs: expected a rank-3 tensor (batch, timesteps, features), "
                              f"got shape {tuple(input_shape)}")
+        if input_shape[-1] is not None and int(input_shape[-1]) < 1:
+            raise ValueError(f"inputs: expected at least one feature (last axis), got shape "
+                             f"{tuple(input_shape)}")
         if hasattr(self.cell, "build"):
             self.cell.build(int(input_shape[-1]))
 
@@ -88,6 +94,8 @@ class RNN(Layer):
         return output
 
     def _validate_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        if isinstance(inputs, (list, tuple)):
+            _check_single_input([_shape_of_item(item) for item in inputs])
         inputs = _checks.as_float_tensor(inputs, "inputs")
         _checks.check_rank(inputs, "inputs", 3, "(batch, timesteps, features)")
         expected = getattr(self.cell, "input_size", None)
@@ -96,12 +104,17 @@ class RNN(Layer):
         if inputs.shape[1] == 0:
             raise ValueError("inputs: expected at least one timestep, got shape "
                              f"{tuple(inputs.shape)}")
-        dtype = _param_dtype(self.cell)
-        return inputs if dtype is None else inputs.to(dtype)
+        param = _first_parameter(self.cell)
+        if param is None:
+            return inputs
+        # Checked here so that a tensor on another device (meta included) never reaches a kernel.
+        _checks.check_device(inputs, param.device, "inputs")
+        return _checks.cast_float(inputs, param.dtype, "inputs")
 
     def _initial_state(self, initial_state, batch: int, inputs: torch.Tensor):
         if initial_state is not None:
-            return _checks.check_state(initial_state, self.state_size, batch, inputs.dtype)
+            return _checks.check_state(initial_state, self.state_size, batch, inputs.dtype,
+                                       device=inputs.device)
         if self.stateful and self.states is not None:
             if self.states[0].shape[0] != batch:
                 raise ValueError(f"inputs: a stateful layer expects the batch size of its "
@@ -149,7 +162,16 @@ class RNN(Layer):
         if states is None:
             self.states = None
             return
-        batch = np.shape(states[0] if isinstance(states, (list, tuple)) else states)[0]
+        if isinstance(states, (list, tuple)) and states:
+            first = states[0]
+        elif isinstance(states, (torch.Tensor, np.ndarray)):
+            first = states
+        else:
+            raise TypeError(f"states: expected a list of {len(self.state_size)} tensor(s) "
+                            f"(batch, units), got {type(states).__name__} {states!r:.40}")
+        if len(np.shape(first)) != 2:
+            raise ValueError(f"states[0]: expected shape (batch, units), got {np.shape(first)}")
+        batch = np.shape(first)[0]
         dtype = _param_dtype(self.cell) or torch.get_default_dtype()
         self.states = _checks.check_state(states, self.state_size, batch, dtype, "states")
 
@@ -193,7 +215,40 @@ class RNN(Layer):
         return super().from_config(config)
 
 
-def _param_dtype(cell) -> torch.dtype | None:
+def _first_parameter(cell) -> torch.Tensor | None:
     for param in getattr(cell, "parameters", lambda: [])():
-        return param.dtype
+        return param
     return None
+
+
+def _param_dtype(cell) -> torch.dtype | None:
+    param = _first_parameter(cell)
+    return None if param is None else param.dtype
+
+
+def _check_input_shape(batch_input_shape) -> None:
+    """``input_shape`` is ``(timesteps, features)``, each a positive int or None (unknown)."""
+    shape = tuple(batch_input_shape[1:])
+    if len(shape) != 2 or not all(_positive_or_none(size) for size in shape):
+        raise ValueError(f"input_shape: expected (timesteps, features), each a positive integer "
+                         f"or None, got {shape}")
+
+
+def _positive_or_none(size) -> bool:
+    return size is None or (isinstance(size, (int, np.integer)) and not isinstance(size, bool)
+                            and size >= 1)
+
+
+def _shape_of_item(item):
+    return tuple(item.shape) if hasattr(item, "shape") else item
+
+
+def _check_single_input(input_shape) -> None:
+    """A list of inputs (Keras's multi-input call) is not a sequence: refuse it by name."""
+    if isinstance(input_shape, (list, tuple)) and any(
+            isinstance(d, (list, tuple)) for d in input_shape):
+        raise TypeError(
+            "inputs: expected one tensor or NumPy array (batch, timesteps, features), got a "
+            f"list of {len(input_shape)} items; convert nested lists with np.asarray and pass "
+            "states as initial_state="
+        )

@@ -85,6 +85,13 @@ def check_input(value, input_size: int, dtype: torch.dtype, layout: str) -> torc
             f"(seq_len, input_size), got shape {tuple(tensor.shape)}"
         )
     check_size(tensor.shape[-1], input_size, "input", "input_size (the last dimension)")
+    # ``layout`` names the axes of a batched input, e.g. "(seq_len, batch, input_size)".
+    axes = layout.strip("()").split(", ") if tensor.dim() == 3 else ["seq_len", "input_size"]
+    if tensor.shape[axes.index("seq_len")] == 0:
+        raise ValueError(
+            f"input: expected seq_len >= 1 (as torch.nn), got shape {tuple(tensor.shape)} "
+            f"{layout if tensor.dim() == 3 else '(seq_len, input_size)'}"
+        )
     check_dtype(tensor, dtype, "input")
     return tensor
 
