@@ -19,6 +19,7 @@ from rnnkit.data.datasets import (
 )
 from rnnkit.data.scalers import MinMaxScaler, StandardScaler, get_scaler, scaler_from_config
 from rnnkit.data.splits import TimeSplit, time_split
+from rnnkit.data.streaming import WindowStream
 from rnnkit.data.text import Tokenizer, pad_sequences
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.data.windows import make_windows
@@ -33,6 +34,7 @@ __all__ = [
     "TimeSplit",
     "Tokenizer",
     "Vocabulary",
+    "WindowStream",
     "dataset_info",
     "get_scaler",
     "list_datasets",

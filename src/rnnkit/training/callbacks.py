@@ -8,6 +8,11 @@ values since the epoch began and are computed only when a callback reads them, s
 ignore batches cost nothing per batch. Setting ``model.stop_training = True`` ends ``fit`` after
 the current batch.
 
+A callback whose progress changes the outcome of training may define ``get_state() -> dict``
+(JSON values, tensors and NumPy arrays) and ``set_state(state)``: ``fit(checkpoint_dir=...)``
+stores that state in each checkpoint and gives it back on resume (see
+:mod:`rnnkit.training.checkpoint`).
+
 The monitoring callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) are in
 :mod:`rnnkit.training.monitor`; the progress line's format is :mod:`rnnkit.training.progress`.
 """
@@ -119,6 +124,13 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
+
+    def get_state(self) -> dict:
+        return {"history": self.history, "epoch": self.epoch}
+
+    def set_state(self, state: dict) -> None:
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        self.epoch = list(state["epoch"])
 
 
 class LambdaCallback(Callback):

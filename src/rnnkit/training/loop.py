@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnkit.training import checkpoint as checkpoint_module
 from rnnkit.training import data as data_module
+from rnnkit.training import distributed
 from rnnkit.training.callbacks import CallbackList, History, ProgbarLogger
 from rnnkit.training.compile_state import CompileState
 from rnnkit.training.optimizers import Optimizer
@@ -101,12 +103,14 @@ def _build(model, optimizer, x) -> None:
         optimizer.build(model.parameters())
 
 
-def _forward_loss(model, state: CompileState, x, y, sample_weight, training: bool):
+def _forward_loss(model, state: CompileState, x, y, sample_weight, training: bool,
+                  call=None):
     """Forward one batch and compute its loss: ``(loss, per-output losses, y_true, y_pred)``.
 
-    The compiled losses and metrics are resolved on the first batch, as Keras does.
+    The compiled losses and metrics are resolved on the first batch, as Keras does. ``call``
+    runs the forward pass in place of ``model`` (its DistributedDataParallel wrapper).
     """
-    y_pred = _as_list(model(x, training=training))
+    y_pred = _as_list((model if call is None else call)(x, training=training))
     y_true = _as_list(y)
     if not state.built:
         if y is None:
@@ -124,9 +128,11 @@ def _batch_size(x) -> int:
 class _Trainer:
     """One compiled model's training step (plain, or chunked for truncated BPTT)."""
 
-    def __init__(self, model, state: CompileState, tbptt_steps: int | None) -> None:
+    def __init__(self, model, state: CompileState, tbptt_steps: int | None,
+                 cluster: distributed.Local = distributed.LOCAL) -> None:
         self.model = model
         self.state = state
+        self.cluster = cluster
         self.tbptt = None if tbptt_steps is None else TruncatedBPTT(model, tbptt_steps)
         self.prepared = False
 
@@ -134,6 +140,7 @@ class _Trainer:
         """Build the model and optimizer from the first batch; pick the update call."""
         optimizer = self.state.optimizer
         _build(self.model, optimizer, x)
+        self.forward = self.cluster.wrap(self.model)  # DDP when data-parallel
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.update = (optimizer.apply_update if isinstance(optimizer, Optimizer)
                        else optimizer.step)
@@ -150,7 +157,8 @@ class _Trainer:
     def step_on(self, x, y, sample_weight, weight: float) -> None:
         """Forward, loss, backward, update; then metrics on the same predictions."""
         loss, per_output, y_true, y_pred = _forward_loss(self.model, self.state, x, y,
-                                                         sample_weight, training=True)
+                                                         sample_weight, training=True,
+                                                         call=self.forward)
         for param in self.params:
             param.grad = None
         loss.backward()
@@ -161,9 +169,15 @@ class _Trainer:
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
         validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
         sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-        validation_batch_size=None, validation_freq=1, tbptt_steps=None) -> History:
-    """Keras's ``model.fit``; returns the :class:`History`. See docs/training.md."""
+        validation_batch_size=None, validation_freq=1, tbptt_steps=None, checkpoint_dir=None,
+        resume=False) -> History:
+    """Keras's ``model.fit``; returns the :class:`History`. See docs/training.md.
+
+    ``checkpoint_dir``, ``resume``: a checkpoint per epoch and resuming from it; see
+    docs/checkpoints.md.
+    """
     state = _state(model, "fit")
+    cluster = distributed.current()
     verbose = _verbose(verbose)
     train = _source(model, x, y, sample_weight, batch_size, bool(shuffle), class_weight)
     validation = None
@@ -172,27 +186,40 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                                              validation_batch_size or batch_size)
     elif validation_split:
         train, validation = _split(train, validation_split)
+    train, validation, callbacks, verbose = cluster.adapt(train, validation, callbacks, verbose)
     stream = data_module.BatchStream(train, steps_per_epoch)
     history = History()
     callback_list = _callbacks(model, [*(callbacks or []), history], verbose, epochs=epochs,
                                steps=len(stream))
-    trainer = _Trainer(model, state, tbptt_steps)
+    trainer = _Trainer(model, state, tbptt_steps, cluster)
+    checkpoints = checkpoint_module.open_for_fit(
+        checkpoint_dir, resume, model=model, optimizer=state.optimizer, build=trainer.prepare,
+        stream=stream, callbacks=callback_list.callbacks)
     was_training = model.training
     model.stop_training = False
     callback_list.on_train_begin()
     logs = {}
+    if checkpoints is not None:
+        initial_epoch = checkpoints.restore(initial_epoch, epochs)
     for epoch in range(initial_epoch, epochs):
         state.reset()
+        cluster.set_epoch(train, epoch)
         callback_list.on_epoch_begin(epoch)
         _train_epoch(model, trainer, stream, callback_list)
+        cluster.sync(state)
         logs = state.results()
         if validation is not None and _validates(epoch, validation_freq):
             validation_stream = data_module.BatchStream(validation, validation_steps)
-            val_logs = _test_loop(model, state, validation_stream, callback_list)
+            val_logs = _test_loop(model, state, validation_stream, callback_list, cluster)
             logs.update({f"val_{name}": value for name, value in val_logs.items()})
         callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training:
+        stopping = cluster.stopping(model)  # the same on every rank
+        if checkpoints is not None and cluster.is_main:  # rank 0 writes, every rank reads
+            checkpoints.save(epoch, stopped=stopping)
+        if stopping:
             break
+    if checkpoints is not None:
+        cluster.barrier()  # so that every rank returns once rank 0's last checkpoint is written
     model.train(was_training)
     callback_list.on_train_end(logs)
     model.history = history
@@ -208,7 +235,7 @@ def _train_epoch(model, trainer: _Trainer, stream, callback_list: CallbackList) 
         trainer.step(x_batch, y_batch, weight_batch)
         if report:
             callback_list.batch("on_train_batch_end", step, state.lazy_results())
-        if model.stop_training:
+        if trainer.cluster.stopping(model, batch=True):
             break
 
 
@@ -244,7 +271,8 @@ def _test_batch(model, state: CompileState, x, y, sample_weight) -> None:
     state.update(y_true, y_pred, sample_weight, loss, per_output, _batch_size(x))
 
 
-def _test_loop(model, state: CompileState, stream, callback_list) -> dict[str, float]:
+def _test_loop(model, state: CompileState, stream, callback_list,
+               cluster: distributed.Local = distributed.LOCAL) -> dict[str, float]:
     state.reset()
     was_training = model.training
     model.eval()
@@ -256,6 +284,7 @@ def _test_loop(model, state: CompileState, stream, callback_list) -> dict[str, f
             _test_batch(model, state, x_batch, y_batch, weight_batch)
             if report:
                 callback_list.batch("on_test_batch_end", step, state.lazy_results())
+    cluster.sync(state)
     logs = state.results()
     callback_list.on_test_end(logs)
     model.train(was_training)

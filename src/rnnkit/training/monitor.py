@@ -17,7 +17,13 @@ _MAXIMIZED_NAMES = ("acc", "auc", "precision", "recall", "fmeasure", "f1")
 
 
 class MonitorCallback(Callback):
-    """Base of the monitoring callbacks: ``mode`` resolution and ``is_improvement``."""
+    """Base of the monitoring callbacks: ``mode`` resolution and ``is_improvement``.
+
+    ``get_state``/``set_state`` carry the attributes named in ``state_names`` through a
+    checkpoint (:mod:`rnnkit.training.checkpoint`).
+    """
+
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, monitor: str = "val_loss", mode: str = "auto",
                  min_delta: float = 0.0) -> None:
@@ -56,6 +62,13 @@ class MonitorCallback(Callback):
             return current - self.min_delta > reference
         return current + self.min_delta < reference
 
+    def get_state(self) -> dict:
+        return {name: getattr(self, name) for name in self.state_names}
+
+    def set_state(self, state: dict) -> None:
+        for name in self.state_names:
+            setattr(self, name, state[name])
+
     def monitored_value(self, logs, who: str) -> float | None:
         value = (logs or {}).get(self.monitor)
         if value is None:
@@ -71,6 +84,8 @@ class EarlyStopping(MonitorCallback):
     ``restore_best_weights``: at the end of training, the weights of the best epoch are put back
     (also when training ran to the end). ``start_from_epoch``: epochs before it are not watched.
     """
+
+    state_names = ("wait", "stopped_epoch", "best", "best_weights", "best_epoch")
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
                  verbose: int = 0, mode: str = "auto", baseline: float | None = None,
@@ -123,8 +138,11 @@ class ReduceLROnPlateau(MonitorCallback):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
 
     Then waits ``cooldown`` epochs before counting again; never goes below ``min_lr``. Adds
-    ``learning_rate`` to the epoch logs.
+    ``learning_rate`` to the epoch logs. The learning rate itself is part of the optimizer's
+    state, so a checkpoint holds it there.
     """
+
+    state_names = ("best", "wait", "cooldown_counter")
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
@@ -180,6 +198,8 @@ class ModelCheckpoint(MonitorCallback):
     ``"ckpt-{epoch:02d}-{val_loss:.4f}.weights.h5"``. With ``save_best_only`` a save happens only
     when ``monitor`` improves.
     """
+
+    state_names = ("best",)
 
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
