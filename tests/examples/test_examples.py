@@ -122,14 +122,6 @@ CASES = [
         None,
         equal={"params": 2 * 64 + 64},
         below={"kernel_max": lambda r: r["glorot_limit"]},
-        marks=(
-            pytest.mark.xfail(
-                strict=True,
-                raises=TypeError,
-                reason="rnnkit.initializers.glorot_uniform is the function (shape, dtype), not "
-                "Keras's class: glorot_uniform() raises TypeError",
-            ),
-        ),
     ),
     # seed 004: naive = repeating each step's last value for all 10 steps ahead.
     Case("seed004_lstm_time_distributed", 2, below={"val_loss": _fraction_of("naive_mse", 0.25)}),

@@ -17,7 +17,7 @@ tensors. The protocol, shared with :class:`rnnkit.models.Sequential` and the fun
 
 from __future__ import annotations
 
-import itertools
+import collections
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +26,14 @@ from torch import nn
 
 from rnnkit._checks import as_tensor, cast_float
 
-_uid = itertools.count()
+_name_counts: collections.Counter = collections.Counter()
+
+
+def unique_name(base: str) -> str:
+    """Keras's automatic names: ``lstm``, then ``lstm_1``, ``lstm_2``... counted per base name."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    return base if count == 0 else f"{base}_{count}"
 
 
 def _snake(name: str) -> str:
@@ -49,7 +56,7 @@ class Layer(nn.Module):
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(unknown)}"
             )
-        self.name = name or f"{_snake(type(self).__name__)}_{next(_uid)}"
+        self.name = name or unique_name(_snake(type(self).__name__))
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
         self.batch_input_shape = (
