@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import importlib.util
 import os
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,13 +16,20 @@ from rnnkit.kernels._numba import activation_code
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-class SequenceMasks(NamedTuple):
-    """The masks in the form the compiled loops take (always present, so one signature serves)."""
+class Plan:
+    """One call's settings for a compiled kernel: masks as arrays, activation codes, BLAS threads.
 
-    keep: np.ndarray  # (B, T) bool, True on real steps
-    recurrent: np.ndarray  # (B, H_rec), ones when there is no recurrent mask
-    recurrent_tensor: torch.Tensor | None  # (B, H_rec) or None, for the weight gradients
-    zero_output: bool
+    ``keep (B, T)`` is True on real steps; ``recurrent`` is the ``(B, H_rec)`` recurrent-dropout
+    mask, or a ``(0, 0)`` array when there is none.
+    """
+
+    __slots__ = ("keep", "recurrent", "zero_output", "activation", "recurrent_activation",
+                 "threads", "spec")
+
+    def __init__(self, keep, recurrent, zero_output, codes, threads, spec):
+        self.keep, self.recurrent, self.zero_output = keep, recurrent, zero_output
+        self.activation, self.recurrent_activation = codes
+        self.threads, self.spec = threads, spec
 
 
 def tensors_fit(tensors, dtype: torch.dtype) -> bool:
@@ -66,50 +73,71 @@ def as_array(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().numpy())
 
 
-def optional_array(tensor: torch.Tensor | None, dtype: torch.dtype, ndim: int = 1) -> np.ndarray:
-    """``tensor``'s values, or an empty placeholder of the same rank and dtype when it is absent.
+def arrays_of(dtype, *tensors) -> list[np.ndarray]:
+    """Each tensor as :func:`as_array`; ``None`` becomes an empty 1-D array of ``dtype``.
 
     The compiled loops take every option as an array, so their signature (and cache) stays fixed.
     """
+    return [
+        np.empty(0, NUMPY_DTYPES[dtype]) if t is None else np.ascontiguousarray(t.detach().numpy())
+        for t in tensors
+    ]
+
+
+def optional_matrix(tensor, dtype) -> np.ndarray:
+    """``tensor`` as an array, or an empty ``(0, 0)`` array when it is ``None``."""
     if tensor is None:
-        return np.zeros((0,) * ndim, dtype=NUMPY_DTYPES[dtype])
+        return np.empty((0, 0), NUMPY_DTYPES[dtype])
     return as_array(tensor)
 
 
-def sequence_masks(
-    inputs: torch.Tensor, recurrent_size: int, mask, recurrent_mask, zero_output: bool
-) -> SequenceMasks:
-    """Broadcast ``mask (B, T)`` and ``recurrent_mask (B, H_rec)`` to full arrays."""
+def weight_t(array: np.ndarray) -> np.ndarray:
+    """The transpose of a C-contiguous weight: a Fortran-ordered view that BLAS reads as is."""
+    return array.T
+
+
+def transposed(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``array.T``: the per-step GEMM's right-hand side. OpenBLAS's small
+    GEMMs run about 30% faster on it than on the transposed view (measured at 128x512)."""
+    return np.ascontiguousarray(array.T)
+
+
+def needs_autograd(*tensors) -> bool:
+    """Whether a call must go through autograd: grad mode on and some tensor requiring grad.
+    Otherwise the kernels run their forward alone, without an ``autograd.Function`` around it."""
+    return torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in tensors
+    )
+
+
+def broadcast_state(tensor: torch.Tensor, batch: int, size: int) -> torch.Tensor:
+    """A ``(1, s)`` or ``(B, s)`` state as ``(B, s)`` (no op, and no autograd node, if it is)."""
+    return tensor if tensor.shape[0] == batch else tensor.expand(batch, size)
+
+
+def gradients(arrays, needs) -> tuple:
+    """Tensors sharing the arrays' memory, ``None`` where ``needs`` is False."""
+    return tuple(
+        torch.from_numpy(array) if need else None for array, need in zip(arrays, needs)
+    )
+
+
+def plan_of(cell, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool, codes) -> Plan:
+    """The :class:`Plan` of one call (masks broadcast to full arrays)."""
     batch, steps = inputs.shape[:2]
+    spec = cell.spec
     if mask is None:
         keep = np.ones((batch, steps), dtype=np.bool_)
     else:
         keep = np.ascontiguousarray(mask.detach().numpy())
+    width = spec.recurrent_size
     if recurrent_mask is None:
-        recurrent = np.ones((batch, recurrent_size), dtype=NUMPY_DTYPES[inputs.dtype])
-        tensor = None
+        recurrent = np.empty((0, 0), NUMPY_DTYPES[inputs.dtype])
     else:
-        tensor = recurrent_mask.detach().expand(batch, recurrent_size)
-        recurrent = as_array(tensor)
-    return SequenceMasks(keep, recurrent, tensor, bool(zero_output))
-
-
-def initial_state(state, index: int, batch: int, size: int) -> torch.Tensor:
-    """State tensor ``index`` broadcast to ``(B, size)`` and made contiguous (autograd-tracked)."""
-    return state[index].expand(batch, size).contiguous()
-
-
-def masked_recurrent_inputs(states: torch.Tensor, masks: SequenceMasks) -> torch.Tensor:
-    """``h_{t-1} * recurrent_mask`` for all steps, ``(B*T, H_rec)``, from ``states (B, T+1, R)``."""
-    previous = states[:, :-1]  # (B, T, H_rec)
-    if masks.recurrent_tensor is not None:
-        previous = previous * masks.recurrent_tensor[:, None]
-    return previous.reshape(-1, previous.shape[-1])
-
-
-def flat(array: np.ndarray) -> torch.Tensor:
-    """``array (B, T, X)`` as a ``(B*T, X)`` tensor sharing memory."""
-    return torch.from_numpy(array).reshape(-1, array.shape[-1])
+        recurrent = as_array(recurrent_mask.detach().expand(batch, width))
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[spec.family]
+    threads = gemm_threads(batch, gates * spec.hidden_size, width)
+    return Plan(keep, recurrent, bool(zero_output), codes, threads, spec)
 
 
 @functools.cache
@@ -138,19 +166,89 @@ def _scipy_blas_controllers() -> tuple:
     )
 
 
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Run the per-step GEMMs on one thread, restoring the BLAS's setting afterwards.
+@functools.cache
+def _openblas_thread_functions():
+    """``(get, set)``: OpenBLAS's own thread-count functions for scipy's BLAS, or ``None``.
 
-    Each step's GEMM is small and the steps are sequential: waking a BLAS thread pool once per
-    step costs more than it gains, and on a busy machine far more (18x slower measured on 2 cores).
+    Called directly through ctypes they cost well under a microsecond; threadpoolctl's context
+    manager costs about a hundred per use, more than a small kernel's whole run.
     """
+    controllers = _scipy_blas_controllers()
+    if len(controllers) != 1 or controllers[0].internal_api != "openblas":
+        return None
+    dynlib = getattr(controllers[0], "dynlib", None)
+    if getattr(controllers[0], "threading_layer", None) == "openmp":
+        return None  # an OpenMP build counts per thread, through omp_*: left to threadpoolctl
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                set_.restype, set_.argtypes = None, [ctypes.c_int]
+                return get, set_
+    return None
+
+
+@contextlib.contextmanager
+def _threadpoolctl_blas(threads: int):
     controllers = _scipy_blas_controllers()
     previous = [controller.num_threads for controller in controllers]
     for controller in controllers:
-        controller.set_num_threads(1)
+        controller.set_num_threads(threads)
     try:
         yield
     finally:
-        for controller, threads in zip(controllers, previous):
-            controller.set_num_threads(threads)
+        for controller, count in zip(controllers, previous):
+            controller.set_num_threads(count)
+
+
+class blas_threads:  # noqa: N801  (used as a context manager, like threadpoolctl's)
+    """Run the compiled loops' GEMMs on ``threads`` BLAS threads, restoring the setting after.
+
+    Each step's GEMM is small and the steps are sequential: waking a BLAS thread pool once per
+    step costs more than it gains, and on a busy machine far more (18x slower measured on 2 cores),
+    so small problems run on one thread (see :func:`gemm_threads`).
+    """
+
+    __slots__ = ("threads", "previous", "fallback")
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads
+
+    def __enter__(self):
+        functions = _openblas_thread_functions()
+        self.fallback = None
+        if functions is None:
+            self.fallback = _threadpoolctl_blas(self.threads)
+            self.fallback.__enter__()
+            return self
+        get, set_ = functions
+        self.previous = get()
+        if self.previous != self.threads:
+            set_(self.threads)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fallback is not None:
+            return self.fallback.__exit__(*exc)
+        if self.previous != self.threads:
+            _openblas_thread_functions()[1](self.previous)
+        return False
+
+
+def single_threaded_blas():
+    """:class:`blas_threads` with one thread."""
+    return blas_threads(1)
+
+
+# Per step, a GEMM of fewer multiply-adds than this runs on one BLAS thread: below it the second
+# thread's wake-up and join cost more than it saves (and far more on a loaded machine).
+PARALLEL_STEP_MACS = 1 << 23
+
+
+def gemm_threads(batch: int, width: int, depth: int) -> int:
+    """BLAS threads for a recurrence whose step GEMM is ``(batch, depth) @ (depth, width)``."""
+    if batch * width * depth < PARALLEL_STEP_MACS:
+        return 1
+    return max(1, torch.get_num_threads())

@@ -1,7 +1,15 @@
 """The compiled loops of the fused LSTM (see :mod:`rnnkit.kernels.lstm` for the equations).
 
-Per step the forward does ``U ĥ`` (and ``W_hr m``) as BLAS GEMMs and one fused elementwise pass per
-row; the backward runs the steps in reverse, producing the gate gradients of every step.
+The forward is one call: the input projection (with its layer norm) for all steps as one GEMM,
+then per step ``U ĥ`` (and ``W_hr m``) as GEMMs and one elementwise pass per row. The backward is
+one call too: the steps in reverse give the gate gradients of every step, then each weight
+gradient is one GEMM.
+
+Everything saved is time-major (``[t]`` is a contiguous ``(B, ·)`` block), so that each step's
+GEMM reads and writes the saved arrays in place, and the weight gradients are GEMMs over all
+``T·B`` rows. The caller allocates every array (returning arrays from a compiled function costs
+microseconds each). The common case, tanh and sigmoid without peepholes or layer norm, has its
+own single-pass row loop, where every activation is inlined and vectorised.
 """
 
 from __future__ import annotations
@@ -9,34 +17,24 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels._numba import (
-    activate_block,
+    ONE_32,
+    SIGMOID,
+    TANH,
+    activate,
     derivative,
-    emit_step,
     jit,
     layer_norm_row,
     layer_norm_row_backward,
-    recurrent_input,
-    route_output_grad,
+    sigmoid_t,
+    tanh_t,
 )
 
 
 @jit
-def _recurrent_projection(h_rec, weight_hh_t, ln_weight, ln_bias, eps, h_proj, h_hat, rstd, t):
-    """``h_proj = LN_hh(h_rec U^T)``, ``(B, 4H)``; saves the normalised rows in ``h_hat[:, t]``."""
-    np.dot(h_rec, weight_hh_t, h_proj)
-    if ln_weight.size == 0:
-        return
-    for b in range(h_proj.shape[0]):
-        rstd[b, t] = layer_norm_row(h_proj[b], eps, h_hat[b, t])
-        for j in range(h_proj.shape[1]):
-            h_proj[b, j] = h_hat[b, t, j] * ln_weight[j] + ln_bias[j]
-
-
-@jit
-def _cell_row(x_row, pre, c_prev, peephole, act, rec_act, gates, c_new):
+def _cell_row(pre, x_row, c_prev, peephole, act, rec_act, gates, c_new):
     """Gates ``i, f, g, o`` (activated, into ``gates (4H,)``) and ``c_new (H,)`` for one row.
 
-    ``pre (4H,)`` holds ``LN_hh(U ĥ)`` on entry and is used as scratch.
+    ``pre (4H,)`` holds ``LN_hh(U ĥ)`` on entry and is used as scratch (it may be ``gates``).
     """
     hidden = c_prev.size
     peep = peephole.shape[0] > 0
@@ -46,129 +44,167 @@ def _cell_row(x_row, pre, c_prev, peephole, act, rec_act, gates, c_new):
         for j in range(hidden):
             pre[j] += peephole[0, j] * c_prev[j]
             pre[hidden + j] += peephole[1, j] * c_prev[j]
-    activate_block(rec_act, pre[: 2 * hidden], gates[: 2 * hidden])
-    activate_block(act, pre[2 * hidden : 3 * hidden], gates[2 * hidden : 3 * hidden])
+    activate(rec_act, pre[: 2 * hidden], gates[: 2 * hidden])
+    activate(act, pre[2 * hidden : 3 * hidden], gates[2 * hidden : 3 * hidden])
     for j in range(hidden):
         c_new[j] = gates[hidden + j] * c_prev[j] + gates[j] * gates[2 * hidden + j]
     if peep:
         for j in range(hidden):
             pre[3 * hidden + j] += peephole[2, j] * c_new[j]
-    activate_block(rec_act, pre[3 * hidden :], gates[3 * hidden :])
+    activate(rec_act, pre[3 * hidden :], gates[3 * hidden :])
 
 
 @jit
-def _hidden_row(c_new, gates, ln_weight, ln_bias, eps, act, c_hat, tanh_c, m):
-    """``m = o ⊙ act(LN_c(c_new))`` for one row; returns LN's ``1 / std`` (1 without LN)."""
-    hidden = c_new.size
-    rstd = 1.0
-    if ln_weight.size > 0:
-        rstd = layer_norm_row(c_new, eps, c_hat)
-        for j in range(hidden):
-            tanh_c[j] = c_hat[j] * ln_weight[j] + ln_bias[j]
-        activate_block(act, tanh_c, tanh_c)
-    else:
-        activate_block(act, c_new, tanh_c)
+def _plain_row(gates, x_row, c_prev, c_new, tanh_c, m):
+    """The tanh/sigmoid cell without options, in one pass: ``gates (4H,)`` holds ``U ĥ`` on entry
+    and the activated gates on exit; writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙ tanh(c)``."""
+    hidden = c_prev.size
     for j in range(hidden):
-        m[j] = gates[3 * hidden + j] * tanh_c[j]
-    return rstd
+        i = sigmoid_t(gates[j] + x_row[j])
+        f = sigmoid_t(gates[hidden + j] + x_row[hidden + j])
+        g = tanh_t(gates[2 * hidden + j] + x_row[2 * hidden + j])
+        o = sigmoid_t(gates[3 * hidden + j] + x_row[3 * hidden + j])
+        c = f * c_prev[j] + i * g
+        t = tanh_t(c)
+        gates[j], gates[hidden + j], gates[2 * hidden + j], gates[3 * hidden + j] = i, f, g, o
+        c_new[j] = c
+        tanh_c[j] = t
+        m[j] = o * t
 
 
 @jit
-def lstm_forward(
-    x_proj,
-    h0,
-    c0,
-    weight_hh_t,
-    weight_hr_t,
-    peephole,
-    ln_hh_weight,
-    ln_hh_bias,
-    ln_c_weight,
-    ln_c_bias,
-    eps,
-    keep,
-    recurrent_mask,
-    zero_output,
-    act,
-    rec_act,
-):
-    """Run the recurrence on ``x_proj (B, T, 4H)`` from ``h0 (B, R)``, ``c0 (B, H)``.
+def _copy(src, dst):
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
 
-    Absent options are arrays with a zero dimension. Returns ``outputs (B, T, R)``, the carried
-    ``h_states (B, T+1, R)`` and ``c_states (B, T+1, H)``, and for the backward pass ``gates
-    (B, T, 4H)``, ``tanh_c (B, T, H)``, ``m (B, T, H or 0)``, ``h_hat (B, T, 4H or 0)``,
-    ``c_hat (B, T, H or 0)`` and ``rstd (B, T, 2)`` (of ``LN_hh`` and ``LN_c``).
+
+@jit
+def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_hr_t, peephole,
+                 ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps,
+                 keep, recurrent_mask, zero_output, act, rec_act, outputs, h_final, c_final,
+                 x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat,
+                 c_hat, rstd):
+    """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
+
+    Absent options are arrays with a zero dimension. Fills ``outputs (B, T, R)``, ``h_final``,
+    ``c_final`` and, for the backward pass: ``x_t (T, B, I)``; with layer norm ``x_hat (T*B, 4H)``
+    and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated); the carried ``c_all (T+1, B, H)``
+    and ``h_all (T+1, B, R)``; ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all
+    (T, B, R)``; with a projection ``m_all (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``,
+    ``c_hat (T, B, H)`` and ``rstd (T, B, 2)``.
     """
-    batch, steps, four_h = x_proj.shape
-    hidden, rec, dtype = four_h // 4, h0.shape[1], x_proj.dtype
+    batch, steps, features = x.shape
+    hidden, rec = c0.shape[1], h0.shape[1]
+    four_h = 4 * hidden
+    rows = batch * steps
     proj, norm = weight_hr_t.shape[0] > 0, ln_hh_weight.size > 0
-    outputs = np.empty((batch, steps, rec), dtype)
-    h_states = np.empty((batch, steps + 1, rec), dtype)
-    c_states = np.empty((batch, steps + 1, hidden), dtype)
-    h_states[:, 0], c_states[:, 0] = h0, c0
-    gates = np.empty_like(x_proj)
-    tanh_c = np.empty((batch, steps, hidden), dtype)
-    m_all = np.empty((batch, steps, hidden if proj else 0), dtype)
-    h_hat = np.empty((batch, steps, four_h if norm else 0), dtype)
-    c_hat = np.empty((batch, steps, hidden if norm else 0), dtype)
-    rstd = np.ones((batch, steps, 2), dtype)
-    h_rec, h_proj = np.empty_like(h0), np.empty((batch, four_h), dtype)
-    c_new, m, h_new = np.empty_like(c0), np.empty_like(c0), np.empty_like(h0)
+    has_mask = recurrent_mask.size > 0
+    plain = (not norm and peephole.shape[0] == 0 and act == TANH and rec_act == SIGMOID)
     for t in range(steps):
-        recurrent_input(h_states, t, recurrent_mask, h_rec)
-        _recurrent_projection(
-            h_rec, weight_hh_t, ln_hh_weight, ln_hh_bias, eps, h_proj, h_hat, rstd[:, :, 0], t
-        )
         for b in range(batch):
-            _cell_row(
-                x_proj[b, t],
-                h_proj[b],
-                c_states[b, t],
-                peephole,
-                act,
-                rec_act,
-                gates[b, t],
-                c_new[b],
-            )
-            rstd[b, t, 1] = _hidden_row(
-                c_new[b],
-                gates[b, t],
-                ln_c_weight,
-                ln_c_bias,
-                eps,
-                act,
-                c_hat[b, t],
-                tanh_c[b, t],
-                m[b],
-            )
+            _copy(x[b, t], x_t[t, b])
+    x_proj = np.dot(x_t.reshape(rows, features), weight_ih_t)  # (T*B, 4H)
+    if norm:
+        for n in range(rows):
+            rstd_ih[n] = layer_norm_row(x_proj[n], eps, x_hat[n])
+            for j in range(four_h):
+                x_proj[n, j] = x_hat[n, j] * ln_ih_weight[j] + ln_ih_bias[j]
+    for n in range(rows):
+        for j in range(four_h):
+            extra = bias_ih[j] if bias_ih.size > 0 else 0.0
+            if bias_hh.size > 0:
+                extra += bias_hh[j]
+            x_proj[n, j] += extra
+    x_proj = x_proj.reshape(steps, batch, four_h)
+    for b in range(batch):
+        _copy(h0[b], h_all[0, b])
+        _copy(c0[b], c_all[0, b])
+    c_new, m = np.empty(hidden, c0.dtype), np.empty((batch, hidden), c0.dtype)
+    c_ln = np.empty(hidden, c0.dtype)
+    h_new = np.empty((batch, rec), h0.dtype)
+    for t in range(steps):
+        h_rec = h_all[t]
+        if has_mask:
+            h_rec = h_rec_all[t]
+            for b in range(batch):
+                for j in range(rec):
+                    h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
+        g_t = gates[t]
+        np.dot(h_rec, weight_hh_t, g_t)  # (B, 4H): U ĥ, activated in place below
+        for b in range(batch):
+            g = g_t[b]
+            c_prev = c_all[t, b]
+            if plain:
+                _plain_row(g, x_proj[t, b], c_prev, c_new, tanh_c[t, b], m[b])
+            else:
+                if norm:
+                    rstd[t, b, 0] = layer_norm_row(g, eps, h_hat[t, b])
+                    for j in range(four_h):
+                        g[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j]
+                _cell_row(g, x_proj[t, b], c_prev, peephole, act, rec_act, g, c_new)
+                if norm:
+                    rstd[t, b, 1] = layer_norm_row(c_new, eps, c_hat[t, b])
+                    for j in range(hidden):
+                        c_ln[j] = c_hat[t, b, j] * ln_c_weight[j] + ln_c_bias[j]
+                    activate(act, c_ln, tanh_c[t, b])
+                else:
+                    activate(act, c_new, tanh_c[t, b])
+                for j in range(hidden):
+                    m[b, j] = g[3 * hidden + j] * tanh_c[t, b, j]
+            _copy(c_new if keep[b, t] else c_prev, c_all[t + 1, b])
         if proj:
+            for b in range(batch):
+                _copy(m[b], m_all[t, b])
             np.dot(m, weight_hr_t, h_new)
-            m_all[:, t] = m
         else:
-            h_new[:] = m
+            h_new = m
         for b in range(batch):
-            emit_step(outputs, h_states, b, t, keep[b, t], zero_output, h_new[b])
-            c_states[b, t + 1] = c_new[b] if keep[b, t] else c_states[b, t]
-    return outputs, h_states, c_states, gates, tanh_c, m_all, h_hat, c_hat, rstd
+            if keep[b, t]:
+                _copy(h_new[b], h_all[t + 1, b])
+                _copy(h_new[b], outputs[b, t])
+            else:
+                _copy(h_all[t, b], h_all[t + 1, b])
+                if zero_output or t == 0:
+                    outputs[b, t] = 0.0
+                else:
+                    _copy(outputs[b, t - 1], outputs[b, t])
+    for b in range(batch):
+        _copy(h_all[steps, b], h_final[b])
+        _copy(c_all[steps, b], c_final[b])
 
 
 @jit
-def _hidden_row_backward(
-    d_m, gates, tanh_c, c_hat, rstd, ln_weight, act, d_out, d_c, d_ln_weight, d_ln_bias
-):
+def _plain_row_backward(d_m, g, c_prev, tanh_c, d_c, d_gates):
+    """Backward of :func:`_plain_row`: ``d_gates (4H,)`` from ``d_m`` and ``d_c`` (in: d(c_t),
+    out: d(c_{t-1}))."""
+    hidden = c_prev.size
+    for j in range(hidden):
+        i, f, cand, o = g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]
+        t = tanh_c[j]
+        dm = d_m[j]
+        d_cell = d_c[j] + dm * o * (ONE_32 - t * t)
+        d_gates[j] = d_cell * cand * i * (ONE_32 - i)
+        d_gates[hidden + j] = d_cell * c_prev[j] * f * (ONE_32 - f)
+        d_gates[2 * hidden + j] = d_cell * i * (ONE_32 - cand * cand)
+        d_gates[3 * hidden + j] = dm * t * o * (ONE_32 - o)
+        d_c[j] = d_cell * f
+
+
+@jit
+def _hidden_row_backward(d_m, o_gate, tanh_c, c_hat, rstd, ln_weight, act, d_out, d_c,
+                         d_ln_weight, d_ln_bias):
     """Backward of ``m = o ⊙ act(LN_c(c))``: ``d_out`` gets d(o), ``d_c`` gets d(c)."""
     hidden = d_m.size
     for j in range(hidden):
         d_out[j] = d_m[j] * tanh_c[j]
-        d_c[j] = d_m[j] * gates[3 * hidden + j] * derivative(act, tanh_c[j])
+        d_c[j] = d_m[j] * o_gate[j] * derivative(act, tanh_c[j])
     if ln_weight.size > 0:
-        layer_norm_row_backward(d_c.copy(), c_hat, rstd, ln_weight, d_c, d_ln_weight, d_ln_bias)
+        layer_norm_row_backward(d_c, c_hat, rstd, ln_weight, d_c, d_ln_weight, d_ln_bias)
 
 
 @jit
-def _cell_row_backward(
-    d_out, d_c_from_h, gates, c_prev, c_new, peephole, act, rec_act, d_pre, d_c, d_peephole
-):
+def _cell_row_backward(d_out, d_c_from_h, gates, c_prev, c_new, peephole, act, rec_act, d_pre,
+                       d_c, d_peephole):
     """Backward of one row's gates: ``d_pre (4H,)``; ``d_c (H,)`` goes from d(c_t) to d(c_{t-1})."""
     hidden = c_prev.size
     peep = peephole.shape[0] > 0
@@ -193,96 +229,107 @@ def _cell_row_backward(
 
 
 @jit
-def _recurrent_projection_backward(d_pre_t, h_hat, rstd, ln_weight, t, d_proj, d_ln_w, d_ln_b):
-    """Gradient of ``U ĥ`` (before ``LN_hh``) at step ``t``; kept in ``d_proj[:, t]`` with LN."""
-    if ln_weight.size == 0:
-        return d_pre_t  # U ĥ adds straight into the gates: ``d_proj`` is ``d_pre``
-    d_proj_t = np.empty_like(d_pre_t)
-    for b in range(d_pre_t.shape[0]):
-        layer_norm_row_backward(
-            d_pre_t[b], h_hat[b, t], rstd[b, t], ln_weight, d_proj_t[b], d_ln_w, d_ln_b
-        )
-    d_proj[:, t] = d_proj_t
-    return d_proj_t
+def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c_all, tanh_c,
+                  h_all, h_rec_all, m_all, h_hat, c_hat, rstd, weight_ih, weight_hh, weight_hr,
+                  peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent_mask,
+                  zero_output, act, rec_act, need, d_x, d_h, d_c, d_weight_ih, d_weight_hh,
+                  d_bias_ih, d_bias_hh, d_weight_hr, d_peep, d_ln):
+    """Backpropagate through time from ``lstm_forward``'s saved arrays.
 
-
-@jit
-def lstm_backward(
-    d_outputs,
-    d_h_final,
-    d_c_final,
-    saved,
-    weight_hh,
-    weight_hr,
-    peephole,
-    ln_hh_weight,
-    ln_c_weight,
-    keep,
-    recurrent_mask,
-    zero_output,
-    act,
-    rec_act,
-):
-    """Backpropagate through time. ``saved`` is ``lstm_forward``'s tuple minus ``outputs``.
-
-    Returns ``d_pre (B, T, 4H)`` (of ``x̂``), ``d_proj (B, T, 4H)`` (of ``U ĥ``), ``d_h_new
-    (B, T, P or 0)`` (of the projection's output), ``d_h0``, ``d_c0`` and the gradients of
-    ``peephole``, ``LN_hh`` and ``LN_c``'s weights and biases.
+    ``need`` flags the gradients of ``(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)``.
+    Fills ``d_x (B, T, I)``, ``d_h`` and ``d_c`` (the initial state's; they hold the final
+    state's gradients on entry), ``d_weight_ih``, ``d_weight_hh``, ``d_bias_ih``, ``d_bias_hh``,
+    ``d_weight_hr``, ``d_peep`` and ``d_ln (6, 4H)``: the gradients of LN_ih, LN_hh and LN_c's
+    weights and biases (LN_c's in the first H columns). Arrays of unneeded gradients may be
+    empty.
     """
-    h_states, c_states, gates, tanh_c, m_all, h_hat, c_hat, rstd = saved
-    batch, steps, four_h = gates.shape
-    hidden, proj, norm = four_h // 4, weight_hr.shape[0] > 0, ln_hh_weight.size > 0
-    d_pre = np.zeros_like(gates)
-    d_proj = np.zeros((batch, steps, four_h if norm else 0), gates.dtype)
-    d_h_new = np.zeros((batch, steps, d_h_final.shape[1] if proj else 0), gates.dtype)
-    d_h, d_c, carry = d_h_final.copy(), d_c_final.copy(), np.zeros_like(d_h_final)
-    d_peep, d_ln = np.zeros_like(peephole), np.zeros((4, four_h), gates.dtype)
-    d_new, d_m = np.empty_like(d_h_final), np.empty((batch, hidden), gates.dtype)
-    d_out, d_c_from_h = np.empty(hidden, gates.dtype), np.empty(hidden, gates.dtype)
-    d_pre_t, d_rec = np.zeros((batch, four_h), gates.dtype), np.empty_like(d_h_final)
+    steps, batch, four_h = gates.shape
+    hidden, rec, features = four_h // 4, d_h.shape[1], x_t.shape[2]
+    proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
+    has_mask = recurrent_mask.size > 0
+    plain = (not norm and peephole.shape[0] == 0 and act == TANH and rec_act == SIGMOID)
+    dtype = gates.dtype
+    rows = batch * steps
+    d_gates = np.empty((steps, batch, four_h), dtype)  # of the gates' pre-activations
+    d_proj = np.empty((steps if norm else 0, batch, four_h), dtype)  # of U ĥ, before LN_hh
+    d_h_new = np.empty((steps if proj else 0, batch, rec), dtype)
+    carry = np.zeros_like(d_h)
+    d_peep[:] = 0.0
+    d_ln[:] = 0.0
+    d_new, d_m = np.empty_like(d_h), np.empty((batch, hidden), dtype)
+    d_out, d_c_from_h = np.empty(hidden, dtype), np.empty(hidden, dtype)
+    d_rec = np.empty_like(d_h)
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
-            route_output_grad(d_outputs, carry, b, t, keep[b, t], zero_output, d_h, d_new)
+            if keep[b, t]:
+                for j in range(rec):
+                    d_new[b, j] = d_h[b, j] + d_outputs[b, t, j] + carry[b, j]
+                    carry[b, j] = 0.0
+            else:
+                d_new[b] = 0.0
+                if zero_output:
+                    carry[b] = 0.0
+                else:
+                    for j in range(rec):
+                        carry[b, j] += d_outputs[b, t, j]
         if proj:
             np.dot(d_new, weight_hr, d_m)
-            d_h_new[:, t] = d_new
+            for b in range(batch):
+                _copy(d_new[b], d_h_new[t, b])
         else:
-            d_m[:] = d_new
+            d_m = d_new
+        dg_t = d_gates[t]
         for b in range(batch):
-            d_pre_t[b] = 0.0
-            if keep[b, t]:
-                _hidden_row_backward(
-                    d_m[b],
-                    gates[b, t],
-                    tanh_c[b, t],
-                    c_hat[b, t],
-                    rstd[b, t, 1],
-                    ln_c_weight,
-                    act,
-                    d_out,
-                    d_c_from_h,
-                    d_ln[2, :hidden],
-                    d_ln[3, :hidden],
-                )
-                _cell_row_backward(
-                    d_out,
-                    d_c_from_h,
-                    gates[b, t],
-                    c_states[b, t],
-                    c_states[b, t + 1],
-                    peephole,
-                    act,
-                    rec_act,
-                    d_pre_t[b],
-                    d_c[b],
-                    d_peep,
-                )
-        d_pre[:, t] = d_pre_t
-        d_proj_t = _recurrent_projection_backward(
-            d_pre_t, h_hat, rstd[:, :, 0], ln_hh_weight, t, d_proj, d_ln[0], d_ln[1]
-        )
-        np.dot(d_proj_t, weight_hh, d_rec)
+            if not keep[b, t]:
+                dg_t[b] = 0.0
+                continue
+            g = gates[t, b]
+            if plain:
+                _plain_row_backward(d_m[b], g, c_all[t, b], tanh_c[t, b], d_c[b], dg_t[b])
+            else:
+                _hidden_row_backward(d_m[b], g[3 * hidden :], tanh_c[t, b], c_hat[t, b],
+                                     rstd[t, b, 1], ln_c_weight, act, d_out, d_c_from_h,
+                                     d_ln[4, :hidden], d_ln[5, :hidden])
+                _cell_row_backward(d_out, d_c_from_h, g, c_all[t, b], c_all[t + 1, b], peephole,
+                                   act, rec_act, dg_t[b], d_c[b], d_peep)
+        if norm:
+            for b in range(batch):
+                layer_norm_row_backward(dg_t[b], h_hat[t, b], rstd[t, b, 0], ln_hh_weight,
+                                        d_proj[t, b], d_ln[2], d_ln[3])
+            np.dot(d_proj[t], weight_hh, d_rec)
+        else:
+            np.dot(dg_t, weight_hh, d_rec)
         for b in range(batch):
             if keep[b, t]:
-                d_h[b] = d_rec[b] * recurrent_mask[b]
-    return d_pre, d_proj if norm else d_pre, d_h_new, d_h, d_c, d_peep, d_ln
+                if has_mask:
+                    for j in range(rec):
+                        d_h[b, j] = d_rec[b, j] * recurrent_mask[b, j]
+                else:
+                    _copy(d_rec[b], d_h[b])
+    d_gates2 = d_gates.reshape(rows, four_h)
+    if need[2]:
+        h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(rows, rec)
+        d_gemm = d_proj.reshape(rows, four_h) if norm else d_gates2
+        np.dot(d_gemm.T, h_rec2, d_weight_hh)
+    if need[5] and proj:
+        np.dot(d_h_new.reshape(rows, rec).T, m_all.reshape(rows, hidden), d_weight_hr)
+    if need[3] or need[4]:
+        sums = np.zeros(four_h, dtype)
+        for n in range(rows):
+            for j in range(four_h):
+                sums[j] += d_gates2[n, j]
+        if need[3]:
+            d_bias_ih[:] = sums
+        if need[4]:
+            d_bias_hh[:] = sums
+    if norm:  # through LN_ih: d_gates2 becomes the gradient of W x
+        for n in range(rows):
+            layer_norm_row_backward(d_gates2[n], x_hat[n], rstd_ih[n], ln_ih_weight, d_gates2[n],
+                                    d_ln[0], d_ln[1])
+    if need[1]:
+        np.dot(d_gates2.T, x_t.reshape(rows, features), d_weight_ih)
+    if need[0]:
+        d_x_t = np.dot(d_gates2, weight_ih).reshape(steps, batch, features)
+        for t in range(steps):
+            for b in range(batch):
+                _copy(d_x_t[t, b], d_x[b, t])

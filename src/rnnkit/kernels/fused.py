@@ -20,8 +20,8 @@ from rnnkit.kernels._common import (
     NUMPY_DTYPES,
     blas_available,
     codes_of,
+    plan_of,
     run_inputs_fit,
-    sequence_masks,
     tensors_fit,
 )
 from rnnkit.kernels.reference import run_reference
@@ -121,7 +121,5 @@ def _run_fused(kernel, codes, cell, inputs, state, mask, recurrent_mask, zero_ou
     state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
     if not run_inputs_fit(inputs, state, cell.state_size, mask, recurrent_mask):
         return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
-    masks = sequence_masks(
-        inputs, cell.spec.recurrent_size, mask, recurrent_mask, zero_output_for_mask
-    )
-    return kernel(cell, inputs, state, masks, codes)
+    plan = plan_of(cell, inputs, mask, recurrent_mask, zero_output_for_mask, codes)
+    return kernel(cell, inputs, state, plan)

@@ -8,289 +8,292 @@ With ``x̂_t = W x_t + b_ih`` (plus the parts of ``b_hh`` that add straight to i
     reset_after=False:  n_t = tanh(x̂_n + U_n (r_t ⊙ ĥ))
     h_t = z_t ⊙ h_{t-1} + (1 - z_t) ⊙ n_t
 
-``x̂`` for all steps is one torch GEMM; the compiled loop does the recurrent GEMMs (one, or two
-when the reset gate comes first) and one fused elementwise pass per step. Its backward yields the
-gate gradients of all steps, from which ``dU`` is one GEMM per block.
+The forward is one compiled call: ``x̂`` for all steps as one GEMM, then per step the recurrent
+GEMM (two when the reset gate comes first) and one fused elementwise pass. The backward is one
+compiled call too, ending with one GEMM per weight gradient.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from rnnkit.cells.base import affine
 from rnnkit.kernels._common import (
-    SequenceMasks,
+    Plan,
+    arrays_of,
     as_array,
-    flat,
-    initial_state,
-    masked_recurrent_inputs,
-    optional_array,
-    single_threaded_blas,
+    blas_threads,
+    broadcast_state,
+    gradients,
+    needs_autograd,
+    transposed,
 )
 from rnnkit.kernels._numba import (
-    activate_block,
+    ONE_32,
+    SIGMOID,
+    TANH,
+    activate,
+    copy,
     derivative,
-    emit_step,
+    emit_outputs,
+    input_gradients,
     jit,
-    recurrent_input,
-    route_output_grad,
+    masked_state_grad,
+    recurrent_rows,
+    route_output_grads,
+    sigmoid_t,
+    sum_rows,
+    tanh_t,
+    time_major_projection,
 )
 
 
-class GRUConfig(NamedTuple):
-    masks: SequenceMasks
-    activation: int
-    recurrent_activation: int
-    reset_after: bool
-
-
 @jit
-def _reset_update_row(x_row, h_row, rec_act, gates):
-    """``r`` and ``z`` (activated) into ``gates[:2H]`` for one row; ``h_row[:2H]`` is scratch."""
-    two_h = 2 * (gates.size // 3)
+def _after_row(h_proj, x_row, h_prev, bias_n, hidden, act, rec_act, gates, aux, h_new):
+    """One reset-after row: ``gates (3H,)`` (activated ``r, z, n``), ``aux = U_n ĥ + b_hn`` and
+    the unmasked ``h_new``; ``h_proj (3H,)`` holds ``U ĥ``, ``bias_n (H,)`` is ``b_hn``."""
+    two_h = 2 * hidden
+    if act == TANH and rec_act == SIGMOID:
+        for j in range(hidden):
+            a = h_proj[two_h + j] + bias_n[j]
+            r = sigmoid_t(h_proj[j] + x_row[j])
+            z = sigmoid_t(h_proj[hidden + j] + x_row[hidden + j])
+            n = tanh_t(x_row[two_h + j] + r * a)
+            gates[j], gates[hidden + j], gates[two_h + j] = r, z, n
+            aux[j] = a
+            h_new[j] = z * h_prev[j] + (ONE_32 - z) * n
+        return
     for j in range(two_h):
-        h_row[j] += x_row[j]
-    activate_block(rec_act, h_row[:two_h], gates[:two_h])
-
-
-@jit
-def _candidate_after_row(x_row, h_row, bias_hn, act, gates, aux):
-    """Reset-after candidate ``n = act(x̂_n + r ⊙ (U_n ĥ + b_hn))``; ``aux`` keeps the bracket."""
-    hidden = aux.size
-    pre = h_row[2 * hidden :]  # scratch once U_n ĥ has gone into aux
+        gates[j] = h_proj[j] + x_row[j]
+    activate(rec_act, gates[:two_h], gates[:two_h])
     for j in range(hidden):
-        aux[j] = pre[j] + (bias_hn[j] if bias_hn.size > 0 else 0.0)
-        pre[j] = x_row[2 * hidden + j] + gates[j] * aux[j]
-    activate_block(act, pre, gates[2 * hidden :])
+        aux[j] = h_proj[two_h + j] + bias_n[j]
+        gates[two_h + j] = x_row[two_h + j] + gates[j] * aux[j]
+    activate(act, gates[two_h:], gates[two_h:])
+    for j in range(hidden):
+        z = gates[hidden + j]
+        h_new[j] = z * h_prev[j] + (ONE_32 - z) * gates[two_h + j]
 
 
 @jit
-def _candidates_before(x_proj, t, h_rec, weight_n_t, act, gates, aux):
-    """Reset-before candidates ``n = act(x̂_n + U_n (r ⊙ ĥ))``; ``aux[:, t]`` keeps ``r ⊙ ĥ``."""
-    batch, hidden = h_rec.shape
-    reset_h = np.empty_like(h_rec)  # (B, H)
-    for b in range(batch):
-        for j in range(hidden):
-            reset_h[b, j] = gates[b, t, j] * h_rec[b, j]
-    aux[:, t] = reset_h
-    pre = np.dot(reset_h, weight_n_t)  # (B, H)
-    for b in range(batch):
-        for j in range(hidden):
-            pre[b, j] += x_proj[b, t, 2 * hidden + j]
-        activate_block(act, pre[b], gates[b, t, 2 * hidden :])
+def gru_forward(x, h0, weight_ih_t, first_t, n_t, bias_ih, bias_hh, reset_after, keep,
+                recurrent_mask, zero_output, act, rec_act, outputs, h_final, x_t, gates, aux,
+                h_all, h_rec_all):
+    """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
 
-
-@jit
-def gru_forward(
-    x_proj,
-    h0,
-    weight_first_t,
-    weight_n_t,
-    bias_hn,
-    reset_after,
-    keep,
-    recurrent_mask,
-    zero_output,
-    act,
-    rec_act,
-):
-    """Run the recurrence on ``x_proj (B, T, 3H)`` from ``h0 (B, H)``.
-
-    ``weight_first_t`` is ``U^T (H, 3H)`` when ``reset_after``, else ``U_rz^T (H, 2H)`` with
-    ``weight_n_t = U_n^T (H, H)``. Returns ``outputs (B, T, H)``, the carried ``states
-    (B, T+1, H)``, ``gates (B, T, 3H)`` (activated ``r, z, n``) and ``aux (B, T, H)``
-    (``U_n ĥ + b_hn`` if ``reset_after``, else ``r ⊙ ĥ``).
+    ``first_t`` is ``U^T (H, 3H)`` when ``reset_after``, else ``U_rz^T (H, 2H)`` with
+    ``n_t = U_n^T (H, H)``. Fills ``outputs (B, T, H)``, ``h_final`` and, for the backward pass,
+    ``x_t (T, B, I)``, ``gates (T, B, 3H)`` (activated ``r, z, n``), ``aux (T, B, H)`` (``U_n ĥ
+    + b_hn`` if ``reset_after``, else ``r ⊙ ĥ``), the carried ``h_all (T+1, B, H)`` and, with a
+    recurrent mask, ``h_rec_all (T, B, H)``.
     """
-    batch, steps, three_h = x_proj.shape
-    hidden = three_h // 3
-    outputs = np.empty((batch, steps, hidden), x_proj.dtype)
-    states = np.empty((batch, steps + 1, hidden), x_proj.dtype)
-    states[:, 0] = h0
-    gates, aux = np.empty_like(x_proj), np.empty_like(outputs)
-    h_rec, h_new = np.empty_like(h0), np.empty_like(h0)
-    h_proj = np.empty((batch, weight_first_t.shape[1]), x_proj.dtype)
+    batch, steps = x.shape[0], x.shape[1]
+    hidden = h0.shape[1]
+    two_h = 2 * hidden
+    x_proj = time_major_projection(x, x_t, weight_ih_t, bias_ih, bias_hh,
+                                   two_h if reset_after else 3 * hidden)
+    for b in range(batch):
+        copy(h0[b], h_all[0, b])
+    h_proj = np.empty((batch, first_t.shape[1]), x.dtype)
+    bias_n = np.zeros(hidden, x.dtype)  # b_hn, inside the reset product
+    if reset_after and bias_hh.size > 0:
+        copy(bias_hh[two_h:], bias_n)
+    h_new = np.empty_like(h0)
+    n_pre = np.empty_like(h0)
     for t in range(steps):
-        recurrent_input(states, t, recurrent_mask, h_rec)
-        np.dot(h_rec, weight_first_t, h_proj)
-        for b in range(batch):
-            _reset_update_row(x_proj[b, t], h_proj[b], rec_act, gates[b, t])
-            if reset_after:
-                _candidate_after_row(x_proj[b, t], h_proj[b], bias_hn, act, gates[b, t], aux[b, t])
-        if not reset_after:
-            _candidates_before(x_proj, t, h_rec, weight_n_t, act, gates, aux)
-        for b in range(batch):
-            for j in range(hidden):
-                update = gates[b, t, hidden + j]
-                h_new[b, j] = (
-                    update * states[b, t, j] + (1.0 - update) * gates[b, t, 2 * hidden + j]
-                )
-            emit_step(outputs, states, b, t, keep[b, t], zero_output, h_new[b])
-    return outputs, states, gates, aux
-
-
-@jit
-def _gate_grads_row(d_new, h_prev, gates, aux, reset_after, act, rec_act, d_pre, d_direct):
-    """``d_pre`` for one row: d(z), d(n) pre-activations, and d(r) when ``reset_after``.
-
-    ``d_direct`` gets ``z ⊙ d_new``, the gradient reaching ``h_{t-1}`` outside the GEMMs.
-    """
-    hidden = h_prev.size
-    for j in range(hidden):
-        reset, update, cand = gates[j], gates[hidden + j], gates[2 * hidden + j]
-        d_pre[hidden + j] = d_new[j] * (h_prev[j] - cand) * derivative(rec_act, update)
-        d_pre[2 * hidden + j] = d_new[j] * (1.0 - update) * derivative(act, cand)
-        d_direct[j] = d_new[j] * update
-        if reset_after:
-            d_pre[j] = d_pre[2 * hidden + j] * aux[j] * derivative(rec_act, reset)
-
-
-@jit
-def _reset_grads_before(d_pre_t, h_rec, gates_t, weight_n, rec_act, d_rec):
-    """Reset-before: ``d(r ⊙ ĥ) = d_n U_n``; fills d(r) into ``d_pre_t`` and adds ``r ⊙ d(r ⊙ ĥ)``
-    (the part of d(ĥ) through U_n) to ``d_rec``."""
-    batch, hidden = h_rec.shape
-    d_reset_h = np.dot(np.ascontiguousarray(d_pre_t[:, 2 * hidden :]), weight_n)  # (B, H)
-    for b in range(batch):
-        for j in range(hidden):
-            reset = gates_t[b, j]
-            d_pre_t[b, j] = d_reset_h[b, j] * h_rec[b, j] * derivative(rec_act, reset)
-            d_rec[b, j] = d_reset_h[b, j] * reset
-
-
-@jit
-def gru_backward(
-    d_outputs,
-    d_final,
-    states,
-    gates,
-    aux,
-    weight_first,
-    weight_n,
-    reset_after,
-    keep,
-    recurrent_mask,
-    zero_output,
-    act,
-    rec_act,
-):
-    """Backpropagate through time; returns ``d_pre (B, T, 3H)`` (of ``x̂``), ``d_proj
-    (B, T, 3H)`` (of the recurrent GEMMs' outputs), ``d_h0 (B, H)`` and ``d_bias_hn (H,)``.
-
-    ``weight_first`` is ``U (3H, H)`` when ``reset_after``, else ``U_rz (2H, H)`` with
-    ``weight_n = U_n (H, H)``.
-    """
-    batch, steps, three_h = gates.shape
-    hidden, first = three_h // 3, weight_first.shape[0]
-    d_pre, d_proj = np.zeros_like(gates), np.zeros_like(gates)
-    d_h, carry, d_new = d_final.copy(), np.zeros_like(d_final), np.empty_like(d_final)
-    d_direct, d_rec, h_rec = np.zeros_like(d_final), np.zeros_like(d_final), np.empty_like(d_final)
-    d_pre_t, d_bias_hn = np.zeros((batch, three_h), gates.dtype), np.zeros(hidden, gates.dtype)
-    for t in range(steps - 1, -1, -1):
-        for b in range(batch):
-            route_output_grad(d_outputs, carry, b, t, keep[b, t], zero_output, d_h, d_new)
-            _gate_grads_row(
-                d_new[b],
-                states[b, t],
-                gates[b, t],
-                aux[b, t],
-                reset_after,
-                act,
-                rec_act,
-                d_pre_t[b],
-                d_direct[b],
-            )
-        d_proj_t = d_pre_t.copy()
+        h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
+        np.dot(h_rec, first_t, h_proj)
         if reset_after:
             for b in range(batch):
-                d_proj_t[b, 2 * hidden :] *= gates[b, t, :hidden]
-                d_bias_hn += d_proj_t[b, 2 * hidden :]
+                _after_row(h_proj[b], x_proj[t, b], h_all[t, b], bias_n, hidden, act, rec_act,
+                           gates[t, b], aux[t, b], h_new[b])
         else:
-            recurrent_input(states, t, recurrent_mask, h_rec)
-            _reset_grads_before(d_pre_t, h_rec, gates[:, t], weight_n, rec_act, d_rec)
-            d_proj_t[:, :hidden] = d_pre_t[:, :hidden]
-        d_pre[:, t], d_proj[:, t] = d_pre_t, d_proj_t
-        d_from_first = np.dot(np.ascontiguousarray(d_proj_t[:, :first]), weight_first)  # (B, H)
+            reset_h = aux[t]
+            for b in range(batch):
+                g = gates[t, b]
+                for j in range(two_h):
+                    g[j] = h_proj[b, j] + x_proj[t, b, j]
+                activate(rec_act, g[:two_h], g[:two_h])
+                for j in range(hidden):
+                    reset_h[b, j] = g[j] * h_rec[b, j]
+            np.dot(reset_h, n_t, n_pre)
+            for b in range(batch):
+                g = gates[t, b]
+                for j in range(hidden):
+                    g[two_h + j] = n_pre[b, j] + x_proj[t, b, two_h + j]
+                activate(act, g[two_h:], g[two_h:])
+                for j in range(hidden):
+                    z = g[hidden + j]
+                    h_new[b, j] = z * h_all[t, b, j] + (ONE_32 - z) * g[two_h + j]
+        emit_outputs(outputs, h_all, h_new, t, keep, zero_output)
+    for b in range(batch):
+        copy(h_all[steps, b], h_final[b])
+
+
+@jit
+def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, first, n_block,
+                 reset_after, keep, recurrent_mask, zero_output, act, rec_act, need, d_x,
+                 d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh):
+    """Backpropagate through time. ``first`` and ``n_block`` are ``gru_forward``'s untransposed.
+
+    ``d_h`` holds the final state's gradient on entry and the initial state's on exit. ``need``
+    flags ``(dX, dW_ih, dW_hh, db_ih, db_hh)``; the arrays of unneeded gradients may be empty.
+    """
+    steps, batch, three_h = gates.shape
+    hidden = three_h // 3
+    two_h = 2 * hidden
+    width = first.shape[0]  # 3H, or 2H when the reset gate comes first
+    dtype = gates.dtype
+    rows = batch * steps
+    plain = act == TANH and rec_act == SIGMOID
+    d_pre = np.empty((steps, batch, three_h), dtype)
+    d_proj = np.empty((steps, batch, width), dtype)
+    carry = np.zeros_like(d_h)
+    d_new = np.empty_like(d_h)
+    d_direct = np.empty_like(d_h)
+    d_rec = np.empty_like(d_h)
+    d_reset_h = np.empty_like(d_h)
+    d_n_t = np.empty_like(d_h)
+    d_bias_hn = np.zeros(hidden, dtype)
+    for t in range(steps - 1, -1, -1):
+        route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_new)
+        h_rec = h_all[t] if recurrent_mask.size == 0 else h_rec_all[t]
+        for b in range(batch):
+            g, h_prev, a = gates[t, b], h_all[t, b], aux[t, b]
+            dp, dq = d_pre[t, b], d_proj[t, b]
+            for j in range(hidden):
+                reset, update, cand = g[j], g[hidden + j], g[two_h + j]
+                dn = d_new[b, j]
+                if plain:
+                    d_z = dn * (h_prev[j] - cand) * (update * (ONE_32 - update))
+                    d_n = dn * (ONE_32 - update) * (ONE_32 - cand * cand)
+                else:
+                    d_z = dn * (h_prev[j] - cand) * derivative(rec_act, update)
+                    d_n = dn * (ONE_32 - update) * derivative(act, cand)
+                dp[hidden + j] = d_z
+                dp[two_h + j] = d_n
+                d_n_t[b, j] = d_n
+                d_direct[b, j] = dn * update
+                dq[hidden + j] = d_z
+                if reset_after:
+                    if plain:
+                        d_r = d_n * a[j] * (reset * (ONE_32 - reset))
+                    else:
+                        d_r = d_n * a[j] * derivative(rec_act, reset)
+                    dp[j] = d_r
+                    dq[j] = d_r
+                    dq[two_h + j] = d_n * reset
+                    d_bias_hn[j] += d_n * reset
+        if reset_after:
+            np.dot(d_proj[t], first, d_rec)
+        else:
+            np.dot(d_n_t, n_block, d_reset_h)  # d(r ⊙ ĥ)
+            for b in range(batch):
+                g = gates[t, b]
+                for j in range(hidden):
+                    d_r = d_reset_h[b, j] * h_rec[b, j] * derivative(rec_act, g[j])
+                    d_pre[t, b, j] = d_r
+                    d_proj[t, b, j] = d_r
+            np.dot(d_proj[t], first, d_rec)
+            for b in range(batch):
+                for j in range(hidden):
+                    d_rec[b, j] += d_reset_h[b, j] * gates[t, b, j]
+        masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
         for b in range(batch):
             if keep[b, t]:
-                d_h[b] = (d_from_first[b] + d_rec[b]) * recurrent_mask[b] + d_direct[b]
-    return d_pre, d_proj, d_h, d_bias_hn
+                for j in range(hidden):
+                    d_h[b, j] += d_direct[b, j]
+    d_pre2 = d_pre.reshape(rows, three_h)
+    if need[2]:
+        h_rec2 = (h_rec_all if recurrent_mask.size > 0 else h_all[:steps]).reshape(rows, hidden)
+        if reset_after:
+            np.dot(d_proj.reshape(rows, width).T, h_rec2, d_weight_hh)
+        else:
+            d_weight_hh[:two_h] = np.dot(d_proj.reshape(rows, width).T, h_rec2)
+            d_n2 = np.ascontiguousarray(d_pre2[:, two_h:])
+            d_weight_hh[two_h:] = np.dot(d_n2.T, aux.reshape(rows, hidden))
+    sum_rows(d_pre2, d_bias_ih)
+    if need[4]:
+        if reset_after:
+            sums = np.zeros(three_h, dtype)
+            sum_rows(d_pre2, sums)
+            for j in range(two_h):
+                d_bias_hh[j] = sums[j]
+            for j in range(hidden):
+                d_bias_hh[two_h + j] = d_bias_hn[j]
+        else:
+            sum_rows(d_pre2, d_bias_hh)
+    input_gradients(d_pre2, x_t, weight_ih, need[0], need[1], d_x, d_weight_ih)
 
 
-def _recurrent_weights(weight_hh: torch.Tensor, reset_after: bool, transpose: bool, dtype):
-    """``(U, placeholder)`` when ``reset_after``, else ``(U_rz, U_n)``, as arrays (maybe ``.T``)."""
+def _recurrent_blocks(weight_hh: np.ndarray, reset_after: bool):
+    """``(U, empty)`` when ``reset_after``, else ``(U_rz, U_n)``: C-contiguous views."""
+    if reset_after:
+        return weight_hh, np.empty((0, 0), weight_hh.dtype)
     hidden = weight_hh.shape[1]
-    blocks = [weight_hh] if reset_after else [weight_hh[: 2 * hidden], weight_hh[2 * hidden :]]
-    arrays = [as_array(block.T if transpose else block) for block in blocks]
-    return arrays[0], arrays[1] if len(arrays) > 1 else optional_array(None, dtype, 2)
+    return weight_hh[: 2 * hidden], weight_hh[2 * hidden :]
 
 
 class GRUSequence(torch.autograd.Function):
-    """``(x̂ (B, T, 3H), h0 (B, H), weight_hh (3H, H), bias_hn (H,) or None)`` ->
-    ``(outputs (B, T, H), h_T (B, H))``."""
+    """``(x (B, T, I), h0 (B, H), weight_ih, weight_hh, bias_ih, bias_hh)`` ->
+    ``(outputs (B, T, H), h_T (B, H))``; absent biases are ``None``."""
 
     @staticmethod
-    def forward(ctx, config: GRUConfig, x_proj, h0, weight_hh, bias_hn):
-        masks, reset_after = config.masks, config.reset_after
-        first_t, n_t = _recurrent_weights(weight_hh, reset_after, True, x_proj.dtype)
-        with single_threaded_blas():
-            outputs, states, gates, aux = gru_forward(
-                as_array(x_proj),
-                as_array(h0),
-                first_t,
-                n_t,
-                optional_array(bias_hn, x_proj.dtype),
-                reset_after,
-                masks.keep,
-                masks.recurrent,
-                masks.zero_output,
-                config.activation,
-                config.recurrent_activation,
-            )
-        ctx.config, ctx.arrays = config, (states, gates, aux)
-        ctx.save_for_backward(weight_hh)
-        return torch.from_numpy(outputs), torch.from_numpy(states[:, -1].copy())
+    def forward(ctx, plan: Plan, x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
+        arrays = arrays_of(x.dtype, x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
+        outputs, h_final, saved, blocks = gru_forward_arrays(plan, *arrays)
+        ctx.plan, ctx.arrays = plan, (saved, blocks, arrays)
+        ctx.save_for_backward(weight_ih, weight_hh)  # version check on in-place updates
+        return torch.from_numpy(outputs), torch.from_numpy(h_final)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_outputs, d_final):
-        config, (states, gates, aux) = ctx.config, ctx.arrays
-        masks, reset_after = config.masks, config.reset_after
-        (weight_hh,) = ctx.saved_tensors
-        first, n_block = _recurrent_weights(weight_hh, reset_after, False, d_final.dtype)
-        with single_threaded_blas():
-            d_pre, d_proj, d_h0, d_bias_hn = gru_backward(
-                as_array(d_outputs),
-                as_array(d_final),
-                states,
-                gates,
-                aux,
-                first,
-                n_block,
-                reset_after,
-                masks.keep,
-                masks.recurrent,
-                masks.zero_output,
-                config.activation,
-                config.recurrent_activation,
-            )
-        d_weight_hh = None
-        if ctx.needs_input_grad[3]:
-            h_rec = masked_recurrent_inputs(torch.from_numpy(states), masks)  # (B*T, H)
-            d_proj = flat(d_proj)  # (B*T, 3H)
-            if reset_after:
-                d_weight_hh = d_proj.T @ h_rec
-            else:
-                hidden = h_rec.shape[1]
-                d_weight_hh = torch.cat(
-                    [d_proj[:, : 2 * hidden].T @ h_rec, d_proj[:, 2 * hidden :].T @ flat(aux)]
-                )
-        d_bias_hn = torch.from_numpy(d_bias_hn) if ctx.needs_input_grad[4] else None
-        return None, torch.from_numpy(d_pre), torch.from_numpy(d_h0), d_weight_hh, d_bias_hn
+        plan, (saved, blocks, (x_, h0_, w_ih, *_)) = ctx.plan, ctx.arrays
+        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
+        needs = ctx.needs_input_grad[1:]  # x, h0, weight_ih, weight_hh, bias_ih, bias_hh
+        dtype = x_.dtype
+        batch, steps, features = x_.shape
+        hidden = h0_.shape[1]
+        d_h = np.array(d_final.detach().numpy(), dtype, order="C")  # a copy: filled in place
+        grads = (
+            np.empty((batch if needs[0] else 0, steps, features), dtype),
+            d_h,
+            np.empty((3 * hidden, features) if needs[2] else (0, 0), dtype),
+            np.empty((3 * hidden, hidden) if needs[3] else (0, 0), dtype),
+            np.empty(3 * hidden if needs[4] else 0, dtype),
+            np.empty(3 * hidden if needs[5] else 0, dtype),
+        )
+        need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+        with blas_threads(plan.threads):
+            gru_backward(as_array(d_outputs), d_h, *saved, w_ih, *blocks,
+                         bool(plan.spec.reset_after), plan.keep, plan.recurrent,
+                         plan.zero_output, plan.activation, plan.recurrent_activation, need,
+                         grads[0], *grads[2:])
+        return (None, *gradients(grads, needs))
+
+
+def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
+    """Run the compiled forward; returns ``(outputs, h_T, saved, blocks)`` as arrays."""
+    batch, steps, features = x_.shape
+    hidden, dtype = h0_.shape[1], x_.dtype
+    reset_after = bool(plan.spec.reset_after)
+    first, n_block = _recurrent_blocks(w_hh, reset_after)
+    outputs = np.empty((batch, steps, hidden), dtype)
+    h_final = np.empty((batch, hidden), dtype)
+    saved = (
+        np.empty((steps, batch, features), dtype),  # x_t
+        np.empty((steps, batch, 3 * hidden), dtype),  # gates
+        np.empty((steps, batch, hidden), dtype),  # aux
+        np.empty((steps + 1, batch, hidden), dtype),  # h_all
+        np.empty((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
+    )
+    with blas_threads(plan.threads):
+        gru_forward(x_, h0_, w_ih.T, transposed(first), transposed(n_block), b_ih, b_hh,
+                    reset_after, plan.keep, plan.recurrent, plan.zero_output, plan.activation,
+                    plan.recurrent_activation, outputs, h_final, *saved)
+    return outputs, h_final, saved, (first, n_block)
 
 
 def supports(spec, weights) -> bool:
@@ -298,29 +301,14 @@ def supports(spec, weights) -> bool:
     return True
 
 
-def _input_projection(spec, weights, inputs):
-    """``x̂ = W x + b_ih`` plus the parts of ``b_hh`` outside the reset product: ``(B, T, 3H)``."""
-    batch, steps, features = inputs.shape
-    hidden = spec.hidden_size
-    x_proj = affine(
-        inputs.reshape(batch * steps, features), weights.weight_ih, weights.bias_ih
-    )  # (B*T, 3H)
-    if weights.bias_hh is not None:
-        bias = weights.bias_hh
-        x_proj = x_proj + (F.pad(bias[: 2 * hidden], (0, hidden)) if spec.reset_after else bias)
-    return x_proj.reshape(batch, steps, 3 * hidden)
-
-
-def run_gru(cell, inputs, state, masks: SequenceMasks, codes: tuple[int, int]):
+def run_gru(cell, inputs, state, plan: Plan):
     """Fused GRU: ``inputs (B, T, I)`` -> ``(outputs (B, T, H), (h_T,))``."""
-    spec, weights = cell.spec, cell.weights()
-    hidden = spec.hidden_size
-    h0 = initial_state(state, 0, inputs.shape[0], hidden)
-    bias_hn = None
-    if spec.reset_after and weights.bias_hh is not None:
-        bias_hn = weights.bias_hh[2 * hidden :]
-    config = GRUConfig(masks, codes[0], codes[1], bool(spec.reset_after))
-    outputs, h_final = GRUSequence.apply(
-        config, _input_projection(spec, weights, inputs), h0, weights.weight_hh, bias_hn
-    )
-    return outputs, (h_final,)
+    weights = cell.weights()
+    h0 = broadcast_state(state[0], inputs.shape[0], cell.spec.hidden_size)
+    tensors = (inputs, h0, weights.weight_ih, weights.weight_hh, weights.bias_ih,
+               weights.bias_hh)
+    if needs_autograd(*tensors):
+        outputs, h_final = GRUSequence.apply(plan, *tensors)
+        return outputs, (h_final,)
+    outputs, h_final, _, _ = gru_forward_arrays(plan, *arrays_of(inputs.dtype, *tensors))
+    return torch.from_numpy(outputs), (torch.from_numpy(h_final),)

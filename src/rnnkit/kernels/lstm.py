@@ -8,180 +8,163 @@ With ``x̂_t = LN_ih(W x_t) + b_ih + b_hh`` (LN only with ``layer_norm``) and ``
     o_t = σ(a_o + p_o ⊙ c_t)
     h_t = W_hr (o_t ⊙ tanh(LN_c(c_t)))        (W_hr only with ``proj_size``)
 
-``x̂`` for all steps is computed in torch (one GEMM, plus its layer norm), so autograd yields
-``dX``, ``dW_ih``, the biases and ``LN_ih``'s parameters from it. The compiled loop does ``U ĥ``,
-``W_hr m`` and one fused elementwise pass per step; its backward yields the gate gradients of all
-steps, from which ``dU`` and ``dW_hr`` are single GEMMs.
+Forward and backward are one compiled call each (:mod:`rnnkit.kernels._lstm_loops`), input
+projection and weight gradients included, behind one ``autograd.Function``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels._common import (
-    SequenceMasks,
+    Plan,
+    arrays_of,
     as_array,
-    flat,
-    initial_state,
-    masked_recurrent_inputs,
-    optional_array,
-    single_threaded_blas,
+    blas_threads,
+    broadcast_state,
+    gradients,
+    needs_autograd,
+    optional_matrix,
+    transposed,
 )
 from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
 
+# The autograd inputs after ``plan``, in order.
+INPUTS = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr",
+          "weight_peephole", "ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias",
+          "ln_c_weight", "ln_c_bias")
 
-class LSTMConfig(NamedTuple):
-    masks: SequenceMasks
-    activation: int
-    recurrent_activation: int
-    layer_norm: bool
-    epsilon: float
+
+def _empty(dtype, *shape) -> np.ndarray:
+    return np.empty(shape, dtype)
+
+
+def lstm_forward_arrays(plan: Plan, x_, h0_, c0_, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln):
+    """Run the compiled forward; returns ``(outputs, h_T, c_T, saved)`` as arrays."""
+    batch, steps, features = x_.shape
+    hidden, rec = c0_.shape[1], h0_.shape[1]
+    dtype = x_.dtype
+    proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
+    four_h = 4 * hidden
+    has_mask = plan.recurrent.size > 0
+    outputs = _empty(dtype, batch, steps, rec)
+    h_final, c_final = _empty(dtype, batch, rec), _empty(dtype, batch, hidden)
+    saved = (
+        _empty(dtype, steps, batch, features),  # x_t
+        _empty(dtype, steps * batch if norm else 0, four_h),  # x_hat
+        _empty(dtype, steps * batch if norm else 0),  # rstd_ih
+        _empty(dtype, steps, batch, four_h),  # gates
+        _empty(dtype, steps + 1, batch, hidden),  # c_all
+        _empty(dtype, steps, batch, hidden),  # tanh_c
+        _empty(dtype, steps + 1, batch, rec),  # h_all
+        _empty(dtype, steps if has_mask else 0, batch, rec),  # h_rec_all
+        _empty(dtype, steps if proj else 0, batch, hidden),  # m_all
+        _empty(dtype, steps if norm else 0, batch, four_h),  # h_hat
+        _empty(dtype, steps if norm else 0, batch, hidden),  # c_hat
+        _empty(dtype, steps if norm else 0, batch, 2),  # rstd
+    )
+    with blas_threads(plan.threads):
+        lstm_forward(
+            x_, h0_, c0_, w_ih.T, transposed(w_hh), b_ih, b_hh, transposed(w_hr), peep, *ln,
+            float(plan.spec.layer_norm_epsilon), plan.keep, plan.recurrent, plan.zero_output,
+            plan.activation, plan.recurrent_activation, outputs, h_final, c_final, *saved,
+        )
+    return outputs, h_final, c_final, saved
 
 
 class LSTMSequence(torch.autograd.Function):
-    """``(x̂ (B, T, 4H), h0, c0, weight_hh, weight_hr, peephole, ln_hh_*, ln_c_*)`` ->
+    """``(x (B, T, I), h0 (B, R), c0 (B, H), *weights)`` in :data:`INPUTS` order ->
     ``(outputs (B, T, R), h_T (B, R), c_T (B, H))``; absent options are ``None``."""
 
     @staticmethod
-    def forward(
-        ctx,
-        config: LSTMConfig,
-        x_proj,
-        h0,
-        c0,
-        weight_hh,
-        weight_hr,
-        peephole,
-        ln_hh_weight,
-        ln_hh_bias,
-        ln_c_weight,
-        ln_c_bias,
-    ):
-        dtype, masks = x_proj.dtype, config.masks
-        weight_hr_t = None if weight_hr is None else weight_hr.T
-        options = [optional_array(weight_hr_t, dtype, 2), optional_array(peephole, dtype, 2)]
-        options += [
-            optional_array(p, dtype) for p in (ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias)
-        ]
-        with single_threaded_blas():
-            outputs, *saved = lstm_forward(
-                as_array(x_proj),
-                as_array(h0),
-                as_array(c0),
-                as_array(weight_hh.T),
-                *options,
-                config.epsilon,
-                masks.keep,
-                masks.recurrent,
-                masks.zero_output,
-                config.activation,
-                config.recurrent_activation,
-            )
-        ctx.config, ctx.saved = config, tuple(saved)
-        ctx.options = (optional_array(weight_hr, dtype, 2), options[1], options[2], options[4])
-        ctx.save_for_backward(weight_hh)
-        h_states, c_states = saved[0], saved[1]
-        return (
-            torch.from_numpy(outputs),
-            torch.from_numpy(h_states[:, -1].copy()),
-            torch.from_numpy(c_states[:, -1].copy()),
-        )
+    def forward(ctx, plan: Plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                peephole, *layer_norm):
+        arrays = lstm_arrays(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                             peephole, layer_norm)
+        outputs, h_final, c_final, saved = lstm_forward_arrays(plan, *arrays)
+        ctx.plan, ctx.arrays = plan, (saved, arrays)
+        ctx.save_for_backward(weight_ih, weight_hh, weight_hr, peephole, *layer_norm)
+        return torch.from_numpy(outputs), torch.from_numpy(h_final), torch.from_numpy(c_final)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_outputs, d_h_final, d_c_final):
-        config, masks = ctx.config, ctx.config.masks
-        (weight_hh,) = ctx.saved_tensors
-        weight_hr, peephole, ln_hh_weight, ln_c_weight = ctx.options
-        with single_threaded_blas():
-            d_pre, d_proj, d_h_new, d_h0, d_c0, d_peep, d_ln = lstm_backward(
-                as_array(d_outputs),
-                as_array(d_h_final),
-                as_array(d_c_final),
-                ctx.saved,
-                as_array(weight_hh),
-                weight_hr,
-                peephole,
-                ln_hh_weight,
-                ln_c_weight,
-                masks.keep,
-                masks.recurrent,
-                masks.zero_output,
-                config.activation,
-                config.recurrent_activation,
+        plan, (saved, arrays) = ctx.plan, ctx.arrays
+        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
+        x_, h0_, c0_, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln = arrays
+        needs = ctx.needs_input_grad[1:]  # by INPUTS
+        dtype = x_.dtype
+        batch, steps, features = x_.shape
+        hidden, rec = c0_.shape[1], h0_.shape[1]
+        four_h = 4 * hidden
+        d_out = as_array(d_outputs)
+        d_h = np.array(d_h_final.detach().numpy(), dtype, order="C")  # copies: filled in place
+        d_c = np.array(d_c_final.detach().numpy(), dtype, order="C")
+        grads = (
+            _empty(dtype, batch if needs[0] else 0, steps, features),
+            d_h,
+            d_c,
+            _empty(dtype, *((four_h, features) if needs[3] else (0, 0))),
+            _empty(dtype, *((four_h, rec) if needs[4] else (0, 0))),
+            _empty(dtype, four_h if needs[5] else 0),
+            _empty(dtype, four_h if needs[6] else 0),
+            _empty(dtype, *((rec, hidden) if needs[7] and w_hr.shape[0] else (0, 0))),
+            np.empty_like(peep),
+            _empty(dtype, 6, four_h),
+        )
+        need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
+        with blas_threads(plan.threads):
+            lstm_backward(
+                d_out, d_h, d_c, *saved, w_ih, w_hh, w_hr, peep, ln[0], ln[2], ln[4], plan.keep,
+                plan.recurrent, plan.zero_output, plan.activation, plan.recurrent_activation,
+                need, *grads,
             )
-        needs = ctx.needs_input_grad
-        h_states, m_all = torch.from_numpy(ctx.saved[0]), ctx.saved[4]
-        d_weight_hh = (
-            flat(d_proj).T @ masked_recurrent_inputs(h_states, masks) if needs[4] else None
-        )
-        d_weight_hr = flat(d_h_new).T @ flat(m_all) if needs[5] else None
-        hidden = d_c0.shape[1]
-        d_ln = torch.from_numpy(d_ln)
-        d_layer_norm = (d_ln[0], d_ln[1], d_ln[2, :hidden], d_ln[3, :hidden])
-        return (
-            None,
-            torch.from_numpy(d_pre),
-            torch.from_numpy(d_h0),
-            torch.from_numpy(d_c0),
-            d_weight_hh,
-            d_weight_hr,
-            torch.from_numpy(d_peep) if needs[6] else None,
-            *(grad if need else None for grad, need in zip(d_layer_norm, needs[7:])),
-        )
+        d_ln = grads[9]
+        all_grads = (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden],
+                     d_ln[5, :hidden])
+        return (None, *gradients(all_grads, needs))
+
+
+def lstm_arrays(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole,
+                layer_norm):
+    """The tensors as the arrays the compiled loops take (empty ones for absent options)."""
+    dtype = x.dtype
+    x_, h0_, c0_, w_ih, w_hh, b_ih, b_hh, *ln = arrays_of(
+        dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, *layer_norm
+    )
+    w_hr, peep = optional_matrix(weight_hr, dtype), optional_matrix(peephole, dtype)
+    return x_, h0_, c0_, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln
 
 
 def supports(spec, weights) -> bool:
     """Every LSTM option has a kernel, given the tensors the spec's options call for."""
     needed = ["weight_hr"] if spec.proj_size else []
     needed += ["weight_peephole"] if spec.peephole else []
-    needed += ["ln_hh_weight", "ln_hh_bias", "ln_c_weight", "ln_c_bias"] if spec.layer_norm else []
+    needed += ["ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias", "ln_c_weight",
+               "ln_c_bias"] if spec.layer_norm else []
     return all(getattr(weights, name) is not None for name in needed)
 
 
-def _input_projection(spec, weights, inputs):
-    """``x̂ = LN_ih(W x) + b_ih + b_hh`` for all steps at once: ``(B, T, 4H)``."""
-    batch, steps, features = inputs.shape
-    x_proj = inputs.reshape(batch * steps, features) @ weights.weight_ih.T  # (B*T, 4H)
-    if spec.layer_norm:
-        x_proj = F.layer_norm(
-            x_proj,
-            (x_proj.shape[-1],),
-            weights.ln_ih_weight,
-            weights.ln_ih_bias,
-            spec.layer_norm_epsilon,
-        )
-    for bias in (weights.bias_ih, weights.bias_hh):
-        if bias is not None:
-            x_proj = x_proj + bias
-    return x_proj.reshape(batch, steps, -1)
-
-
-def run_lstm(cell, inputs, state, masks: SequenceMasks, codes: tuple[int, int]):
+def run_lstm(cell, inputs, state, plan: Plan):
     """Fused LSTM: ``inputs (B, T, I)`` -> ``(outputs (B, T, R), (h_T (B, R), c_T (B, H)))``."""
     spec, weights = cell.spec, cell.weights()
     batch = inputs.shape[0]
-    h0 = initial_state(state, 0, batch, spec.recurrent_size)
-    c0 = initial_state(state, 1, batch, spec.hidden_size)
-    norm = spec.layer_norm
+    h0 = broadcast_state(state[0], batch, spec.recurrent_size)
+    c0 = broadcast_state(state[1], batch, spec.hidden_size)
     layer_norm = (
-        [weights.ln_hh_weight, weights.ln_hh_bias, weights.ln_c_weight, weights.ln_c_bias]
-        if norm
-        else [None] * 4
+        [weights.ln_ih_weight, weights.ln_ih_bias, weights.ln_hh_weight, weights.ln_hh_bias,
+         weights.ln_c_weight, weights.ln_c_bias]
+        if spec.layer_norm
+        else [None] * 6
     )
-    config = LSTMConfig(masks, codes[0], codes[1], norm, float(spec.layer_norm_epsilon))
-    outputs, h_final, c_final = LSTMSequence.apply(
-        config,
-        _input_projection(spec, weights, inputs),
-        h0,
-        c0,
-        weights.weight_hh,
-        weights.weight_hr if spec.proj_size else None,
-        weights.weight_peephole if spec.peephole else None,
-        *layer_norm,
-    )
-    return outputs, (h_final, c_final)
+    tensors = (inputs, h0, c0, weights.weight_ih, weights.weight_hh, weights.bias_ih,
+               weights.bias_hh, weights.weight_hr if spec.proj_size else None,
+               weights.weight_peephole if spec.peephole else None, *layer_norm)
+    if needs_autograd(*tensors):
+        outputs, h_final, c_final = LSTMSequence.apply(plan, *tensors)
+        return outputs, (h_final, c_final)
+    arrays = lstm_arrays(*tensors[:9], tensors[9:])
+    outputs, h_final, c_final, _ = lstm_forward_arrays(plan, *arrays)
+    return torch.from_numpy(outputs), (torch.from_numpy(h_final), torch.from_numpy(c_final))

@@ -18,7 +18,7 @@ def _call_cell(cell, x_t, state, recurrent_mask):
 def run_reference(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],
                   mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
                   zero_output_for_mask: bool = False):
-    """Run ``cell`` over ``inputs (B, T, I)`` from ``state``; returns ``(outputs (B, T, O), state)``.
+    """Run ``cell`` over ``inputs (B, T, I)`` from ``state``; returns ``(outputs, state)``.
 
     Where ``mask[b, t]`` is False the state is carried unchanged and the output repeats the
     previous one (zeros before the first real step), or is zero if ``zero_output_for_mask``.

@@ -2,133 +2,152 @@
 
     h_t = act(W x_t + b_ih + b_hh + U (m ⊙ h_{t-1}))        (m: the recurrent-dropout mask)
 
-``W x_t + b`` for all steps is one torch GEMM (autograd gives ``dX``, ``dW`` and ``db`` from it);
-the compiled loop does ``U h`` per step and the activation; its backward yields the
-pre-activation gradients of all steps, from which ``dU`` is one more GEMM.
+The forward is one compiled call: ``W x + b`` for all steps as one GEMM, then per step the GEMM
+``U ĥ`` and the activation. The backward is one compiled call too: the steps in reverse give the
+pre-activation gradients of all steps, from which ``dX``, ``dW``, ``dU`` and the biases are one
+GEMM (or sum) each.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnkit.cells.base import affine
 from rnnkit.kernels._common import (
-    SequenceMasks,
+    Plan,
+    arrays_of,
     as_array,
-    flat,
-    initial_state,
-    masked_recurrent_inputs,
-    single_threaded_blas,
+    blas_threads,
+    broadcast_state,
+    gradients,
+    needs_autograd,
+    transposed,
 )
 from rnnkit.kernels._numba import (
-    activate_block,
-    derivative,
-    emit_step,
+    activate,
+    copy,
+    emit_outputs,
+    input_gradients,
     jit,
-    recurrent_input,
-    route_output_grad,
+    masked_state_grad,
+    recurrent_rows,
+    route_output_grads,
+    sum_rows,
+    time_major_projection,
+    times_derivative,
 )
 
 
-class RNNConfig(NamedTuple):
-    masks: SequenceMasks
-    activation: int
-
-
 @jit
-def rnn_forward(x_proj, h0, weight_hh_t, keep, recurrent_mask, zero_output, act):
-    """Run the recurrence on ``x_proj (B, T, H)`` from ``h0 (B, H)`` with ``weight_hh_t (H, H)``.
+def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurrent_mask,
+                zero_output, act, outputs, h_final, x_t, new, h_all, h_rec_all):
+    """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
 
-    Returns ``outputs (B, T, H)``, ``states (B, T+1, H)`` (the carried h, ``states[:, 0] = h0``)
-    and ``new (B, T, H)``, the unmasked ``h_t`` each step, kept for the backward pass.
+    Fills ``outputs (B, T, H)``, ``h_final`` and, for the backward pass, ``x_t (T, B, I)``,
+    ``new (T, B, H)`` (the unmasked ``h_t`` of every step), the carried ``h_all (T+1, B, H)`` and,
+    with a recurrent mask, ``h_rec_all (T, B, H)`` (each step's ``m ⊙ h_{t-1}``).
     """
-    batch, steps, hidden = x_proj.shape
-    outputs = np.empty_like(x_proj)
-    new = np.empty_like(x_proj)
-    states = np.empty((batch, steps + 1, hidden), x_proj.dtype)
-    states[:, 0] = h0
-    h_rec = np.empty_like(h0)
-    h_proj = np.empty_like(h0)  # (B, H)
+    batch, steps = x.shape[0], x.shape[1]
+    hidden = h0.shape[1]
+    x_proj = time_major_projection(x, x_t, weight_ih_t, bias_ih, bias_hh, hidden)
+    for b in range(batch):
+        copy(h0[b], h_all[0, b])
     for t in range(steps):
-        recurrent_input(states, t, recurrent_mask, h_rec)
-        np.dot(h_rec, weight_hh_t, h_proj)
+        h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
+        new_t = new[t]
+        np.dot(h_rec, weight_hh_t, new_t)
         for b in range(batch):
+            row = new_t[b]
             for j in range(hidden):
-                h_proj[b, j] += x_proj[b, t, j]
-            activate_block(act, h_proj[b], new[b, t])
-            emit_step(outputs, states, b, t, keep[b, t], zero_output, new[b, t])
-    return outputs, states, new
+                row[j] += x_proj[t, b, j]
+            activate(act, row, row)
+        emit_outputs(outputs, h_all, new_t, t, keep, zero_output)
+    for b in range(batch):
+        copy(h_all[steps, b], h_final[b])
 
 
 @jit
-def rnn_backward(d_outputs, d_final, new, weight_hh, keep, recurrent_mask, zero_output, act):
-    """Backpropagate through time; returns ``d_pre (B, T, H)`` and ``d_h0 (B, H)``."""
-    batch, steps, hidden = new.shape
-    d_pre = np.zeros_like(new)
-    d_state = d_final.copy()  # gradient of the carried h after the current step
-    carry = np.zeros_like(d_final)
-    d_new = np.empty_like(d_final)
-    d_pre_t = np.empty_like(d_final)
-    d_rec = np.empty_like(d_final)
+def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_hh, keep,
+                 recurrent_mask, zero_output, act, need, d_x, d_weight_ih, d_weight_hh,
+                 d_bias_ih, d_bias_hh):
+    """Backpropagate through time. ``d_h`` holds the final state's gradient on entry and the
+    initial state's on exit. ``need`` flags ``(dX, dW_ih, dW_hh, db_ih, db_hh)``; the arrays of
+    unneeded gradients may be empty."""
+    steps, batch, hidden = new.shape
+    rows = batch * steps
+    d_pre = np.empty_like(new)
+    carry = np.zeros_like(d_h)
+    d_rec = np.empty_like(d_h)
     for t in range(steps - 1, -1, -1):
+        d_t = d_pre[t]
+        route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_t)
         for b in range(batch):
-            route_output_grad(d_outputs, carry, b, t, keep[b, t], zero_output, d_state, d_new)
-            for j in range(hidden):
-                d_pre_t[b, j] = d_new[b, j] * derivative(act, new[b, t, j])
-            d_pre[b, t] = d_pre_t[b]
-        np.dot(d_pre_t, weight_hh, d_rec)
-        for b in range(batch):
-            if keep[b, t]:
-                d_state[b] = d_rec[b] * recurrent_mask[b]
-    return d_pre, d_state
+            times_derivative(act, new[t, b], d_t[b])
+        np.dot(d_t, weight_hh, d_rec)
+        masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
+    d_pre2 = d_pre.reshape(rows, hidden)
+    if need[2]:
+        h_rec = h_rec_all if recurrent_mask.size > 0 else h_all[:steps]
+        np.dot(d_pre2.T, h_rec.reshape(rows, hidden), d_weight_hh)
+    sum_rows(d_pre2, d_bias_ih)
+    sum_rows(d_pre2, d_bias_hh)
+    input_gradients(d_pre2, x_t, weight_ih, need[0], need[1], d_x, d_weight_ih)
 
 
 class SimpleRNNSequence(torch.autograd.Function):
-    """``(x_proj (B, T, H), h0 (B, H), weight_hh (H, H)) -> (outputs (B, T, H), h_T (B, H))``."""
+    """``(x (B, T, I), h0 (B, H), weight_ih, weight_hh, bias_ih, bias_hh)`` ->
+    ``(outputs (B, T, H), h_T (B, H))``; absent biases are ``None``."""
 
     @staticmethod
-    def forward(ctx, config: RNNConfig, x_proj, h0, weight_hh):
-        masks = config.masks
-        with single_threaded_blas():
-            outputs, states, new = rnn_forward(
-                as_array(x_proj),
-                as_array(h0),
-                as_array(weight_hh.T),
-                masks.keep,
-                masks.recurrent,
-                masks.zero_output,
-                config.activation,
-            )
-        ctx.config, ctx.arrays = config, (states, new)
-        ctx.save_for_backward(weight_hh)
-        return torch.from_numpy(outputs), torch.from_numpy(states[:, -1].copy())
+    def forward(ctx, plan: Plan, x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
+        arrays = arrays_of(x.dtype, x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
+        outputs, h_final, saved = rnn_forward_arrays(plan, *arrays)
+        ctx.plan, ctx.arrays = plan, (saved, arrays)
+        ctx.save_for_backward(weight_ih, weight_hh)  # version check on in-place updates
+        return torch.from_numpy(outputs), torch.from_numpy(h_final)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_outputs, d_final):
-        config, (states, new) = ctx.config, ctx.arrays
-        (weight_hh,) = ctx.saved_tensors
-        masks = config.masks
-        with single_threaded_blas():
-            d_pre, d_h0 = rnn_backward(
-                as_array(d_outputs),
-                as_array(d_final),
-                new,
-                as_array(weight_hh),
-                masks.keep,
-                masks.recurrent,
-                masks.zero_output,
-                config.activation,
-            )
-        d_weight_hh = None
-        if ctx.needs_input_grad[3]:
-            h_rec = masked_recurrent_inputs(torch.from_numpy(states), masks)  # (B*T, H)
-            d_weight_hh = flat(d_pre).T @ h_rec
-        return None, torch.from_numpy(d_pre), torch.from_numpy(d_h0), d_weight_hh
+        plan, (saved, (x_, h0_, w_ih, w_hh, _, _)) = ctx.plan, ctx.arrays
+        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
+        needs = ctx.needs_input_grad[1:]  # x, h0, weight_ih, weight_hh, bias_ih, bias_hh
+        dtype = x_.dtype
+        batch, steps, features = x_.shape
+        hidden = h0_.shape[1]
+        d_h = np.array(d_final.detach().numpy(), dtype, order="C")  # a copy: filled in place
+        grads = (
+            np.empty((batch if needs[0] else 0, steps, features), dtype),
+            d_h,
+            np.empty((hidden, features) if needs[2] else (0, 0), dtype),
+            np.empty((hidden, hidden) if needs[3] else (0, 0), dtype),
+            np.empty(hidden if needs[4] else 0, dtype),
+            np.empty(hidden if needs[5] else 0, dtype),
+        )
+        need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+        with blas_threads(plan.threads):
+            rnn_backward(as_array(d_outputs), d_h, *saved, w_ih, w_hh, plan.keep, plan.recurrent,
+                         plan.zero_output, plan.activation, need, grads[0], *grads[2:])
+        return (None, *gradients(grads, needs))
+
+
+def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
+    """Run the compiled forward; returns ``(outputs, h_T, saved)`` as arrays."""
+    batch, steps, features = x_.shape
+    hidden, dtype = h0_.shape[1], x_.dtype
+    outputs = np.empty((batch, steps, hidden), dtype)
+    h_final = np.empty((batch, hidden), dtype)
+    saved = (
+        np.empty((steps, batch, features), dtype),  # x_t
+        np.empty((steps, batch, hidden), dtype),  # new
+        np.empty((steps + 1, batch, hidden), dtype),  # h_all
+        np.empty((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
+    )
+    with blas_threads(plan.threads):
+        rnn_forward(x_, h0_, w_ih.T, transposed(w_hh), b_ih, b_hh, plan.keep, plan.recurrent,
+                    plan.zero_output, plan.activation, outputs, h_final, *saved)
+    return outputs, h_final, saved
 
 
 def supports(spec, weights) -> bool:
@@ -136,19 +155,14 @@ def supports(spec, weights) -> bool:
     return True
 
 
-def run_simple_rnn(cell, inputs, state, masks: SequenceMasks, codes: tuple[int, int]):
+def run_simple_rnn(cell, inputs, state, plan: Plan):
     """Fused SimpleRNN: ``inputs (B, T, I)`` -> ``(outputs (B, T, H), (h_T,))``."""
     weights = cell.weights()
-    batch, steps, features = inputs.shape
-    hidden = cell.spec.hidden_size
-    x_proj = affine(
-        inputs.reshape(batch * steps, features), weights.weight_ih, weights.bias_ih
-    )  # (B*T, H)
-    if weights.bias_hh is not None:
-        x_proj = x_proj + weights.bias_hh
-    h0 = initial_state(state, 0, batch, hidden)
-    config = RNNConfig(masks, codes[0])
-    outputs, h_final = SimpleRNNSequence.apply(
-        config, x_proj.reshape(batch, steps, hidden), h0, weights.weight_hh
-    )
-    return outputs, (h_final,)
+    h0 = broadcast_state(state[0], inputs.shape[0], cell.spec.hidden_size)
+    tensors = (inputs, h0, weights.weight_ih, weights.weight_hh, weights.bias_ih,
+               weights.bias_hh)
+    if needs_autograd(*tensors):
+        outputs, h_final = SimpleRNNSequence.apply(plan, *tensors)
+        return outputs, (h_final,)
+    outputs, h_final, _ = rnn_forward_arrays(plan, *arrays_of(inputs.dtype, *tensors))
+    return torch.from_numpy(outputs), (torch.from_numpy(h_final),)

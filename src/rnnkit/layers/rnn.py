@@ -178,8 +178,17 @@ class RNN(Layer):
     def step(self, inputs, state=None):
         """One step of the cell on ``inputs (B, I)``; ``state`` defaults to zeros.
 
-        Returns ``(output (B, O), new_state list)``. Shares the layer's weights.
+        Returns ``(output (B, O), new_state list)``. Shares the layer's weights. Under
+        ``torch.no_grad()`` a built-in cell's step runs as one compiled call when the inputs and
+        state are tensors of the cell's dtype and shape (the streaming case).
         """
+        if (self.built and self.backend != "reference" and not torch.is_grad_enabled()
+                and (state is not None or not self.stateful)):
+            from rnnkit.kernels.stepping import fused_step
+
+            result = fused_step(self.cell, inputs, state)
+            if result is not None:
+                return result
         inputs = self._convert_inputs(inputs)
         inputs = _checks.as_float_tensor(inputs, "inputs")
         _checks.check_rank(inputs, "inputs", 2, "(batch, features)")

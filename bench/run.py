@@ -1,0 +1,317 @@
+"""rnnkit's speed benchmark: fused kernels against torch.nn, the PyTorch loop and TF-Keras.
+
+    .venv/bin/python bench/run.py --quick       # a subset, a few minutes
+    .venv/bin/python bench/run.py               # the full grid (much longer)
+
+Everything is measured in this one process, interleaved: each repetition runs every contender
+once, in turn, so a change in the machine's load hits all of them alike; the table reports
+medians. See bench/README.md for the method and the targets checked at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import contenders as cs  # noqa: E402
+import step as step_bench  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FULL = {"batch": (1, 8, 32, 64), "steps": (10, 100), "hidden": (32, 64, 128, 256, 512)}
+QUICK = {"batch": (1, 32), "steps": (10, 100), "hidden": (32, 128)}
+LARGE = (64, 100, 256, 512)  # (B, T, I, H) of the large-size target
+SMALL = {"batch": 32, "hidden": 128}  # small sizes: B <= 32 and H <= 128
+
+
+def input_size(hidden: int) -> int:
+    """The grid's input width: ``I = H / 2`` (so B=64, T=100, H=512 is the large target)."""
+    return max(1, hidden // 2)
+
+
+# -- timing -------------------------------------------------------------------------------------
+def clock_for(threads: int):
+    """The clock the medians use: the process's CPU time when single-threaded (on a shared
+    machine it leaves out the time other processes hold the core; every contender then runs
+    on the calling thread, or TF's one pool thread, all counted), wall time otherwise."""
+    return time.process_time if threads == 1 else time.perf_counter
+
+
+CLOCK = time.perf_counter
+
+
+def timed(function) -> float:
+    start = CLOCK()
+    function()
+    return CLOCK() - start
+
+
+def timed_both(function) -> tuple[float, float]:
+    """``(primary clock, wall clock)`` seconds of one run."""
+    start, wall = CLOCK(), time.perf_counter()
+    function()
+    return CLOCK() - start, time.perf_counter() - wall
+
+
+def interleaved(contenders, reps: int, budget: float) -> dict[str, list[tuple]]:
+    """``(clock, wall)`` seconds per run of each contender: ``reps`` rounds (fewer past
+    ``budget`` seconds, at least 3), each running every contender once, in a rotating order."""
+    for contender in contenders:  # warm-up: compilation, caches, allocator
+        contender.run()
+    first = {c.name: timed_both(c.run) for c in contenders}
+    per_round = sum(wall for _, wall in first.values())
+    rounds = max(3, min(reps, int(budget / max(per_round, 1e-9))))
+    times = {name: [value] for name, value in first.items()}
+    for index in range(rounds - 1):
+        shift = index % len(contenders)
+        for contender in contenders[shift:] + contenders[:shift]:
+            times[contender.name].append(timed_both(contender.run))
+    return times
+
+
+def sgemm_peak(threads: int, reps: int = 7) -> dict:
+    """The machine's SGEMM rate now: best median GFLOP/s over a few shapes, torch (MKL) and
+    NumPy (OpenBLAS), interleaved."""
+    global CLOCK
+    torch.set_num_threads(threads)
+    CLOCK = clock_for(threads)
+    from threadpoolctl import threadpool_limits
+
+    shapes = [(1024, 1024, 1024), (2048, 2048, 2048), (6400, 256, 2048), (64, 512, 2048)]
+    best, detail = 0.0, {}
+    with threadpool_limits(threads):
+        for m, k, n in shapes:
+            a = np.random.default_rng(0).standard_normal((m, k), np.float32)
+            b = np.random.default_rng(1).standard_normal((k, n), np.float32)
+            out = np.empty((m, n), np.float32)
+            ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)
+            runs = {"torch": functools.partial(torch.mm, ta, tb, out=tout),
+                    "numpy": functools.partial(np.matmul, a, b, out=out)}
+            for run in runs.values():
+                run()
+            samples = {name: [] for name in runs}
+            for _ in range(reps):
+                for name, run in runs.items():
+                    samples[name].append(timed(run))
+            for name, values in samples.items():
+                rate = 2.0 * m * k * n / statistics.median(values) / 1e9
+                detail[f"{name} {m}x{k}x{n}"] = round(rate, 1)
+                best = max(best, rate)
+    return {"threads": threads, "gflops": round(best, 1), "by_shape": detail}
+
+
+# -- the grid -----------------------------------------------------------------------------------
+def configs(grid: dict, variants, include_large: bool):
+    for variant, batch, steps, hidden in itertools.product(
+        variants, grid["batch"], grid["steps"], grid["hidden"]
+    ):
+        yield variant, batch, steps, input_size(hidden), hidden
+    if include_large:
+        b, t, i, h = LARGE
+        if not (b in grid["batch"] and t in grid["steps"] and h in grid["hidden"]):
+            for variant in variants:
+                if variant == "lstm":
+                    yield variant, b, t, i, h
+
+
+def is_small(batch: int, hidden: int) -> bool:
+    return batch <= SMALL["batch"] and hidden <= SMALL["hidden"]
+
+
+def measure(variant, batch, steps, features, hidden, args, peak) -> dict:
+    global CLOCK
+    torch.set_num_threads(args.threads)
+    CLOCK = clock_for(args.threads)
+    runs = cs.torch_contenders(variant, batch, steps, features, hidden)
+    if not args.no_keras:
+        runs.append(cs.keras_face_contender(variant, batch, steps, features, hidden))
+        keras = cs.keras_contender(variant, batch, steps, features, hidden, args.threads)
+        if keras is not None:
+            runs.append(keras)
+    times = interleaved(runs, args.reps, args.budget)
+    ms = {name: 1e3 * statistics.median(c for c, _ in values) for name, values in times.items()}
+    wall_ms = {name: 1e3 * statistics.median(w for _, w in values)
+               for name, values in times.items()}
+    flops = cs.gemm_flops(cs.VARIANTS[variant]["family"], batch, steps, features, hidden)
+    row = {
+        "variant": variant, "batch": batch, "steps": steps, "input": features, "hidden": hidden,
+        "threads": args.threads, "clock": "cpu" if args.threads == 1 else "wall",
+        "reps": len(times["rnnkit"]), "ms": ms, "wall_ms": wall_ms,
+        "gflops": 1e-6 * flops / ms["rnnkit"],
+    }
+    row["peak_fraction"] = row["gflops"] / peak["gflops"]
+    baseline = "torch.nn" if "torch.nn" in ms else "loop"
+    row["baseline"] = baseline
+    row["speedup"] = ms[baseline] / ms["rnnkit"]
+    if "tf.keras" in ms:
+        row["speedup_vs_keras"] = ms["tf.keras"] / ms["rnnkit.layers"]
+    return row
+
+
+def print_row(row: dict) -> None:
+    ms = row["ms"]
+    other = ms[row["baseline"]]
+    keras = ms.get("tf.keras")
+    keras_text = f"{keras:9.2f} {row['speedup_vs_keras']:6.2f}x" if keras else " " * 17
+    print(f"{row['variant']:15s} {row['batch']:3d} {row['steps']:4d} {row['input']:4d} "
+          f"{row['hidden']:4d} | {ms['rnnkit']:9.2f} {row['baseline']:>8s} {other:9.2f} "
+          f"{row['speedup']:6.2f}x | {keras_text} | {row['gflops']:6.1f} "
+          f"{100 * row['peak_fraction']:5.1f}%", flush=True)
+
+
+HEADER = (f"{'variant':15s} {'B':>3s} {'T':>4s} {'I':>4s} {'H':>4s} | {'rnnkit ms':>9s} "
+          f"{'vs':>8s} {'ms':>9s} {'speedup':>7s} | {'keras ms':>9s} {'layers':>7s} | "
+          f"{'GFLOP/s':>6s} {'peak':>6s}")
+
+
+# -- targets ------------------------------------------------------------------------------------
+def geomean(values) -> float:
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def check_targets(rows, step_rows, peaks) -> list[dict]:
+    checks = []
+
+    def check(name, value, target, passed):
+        checks.append({"target": name, "value": value, "goal": target, "met": bool(passed)})
+
+    small = [r for r in rows if is_small(r["batch"], r["hidden"])]
+    for variant, goal in (("lstm", 2.0), ("gru", 5.0), ("rnn", 5.0), ("lstm_peephole", 10.0),
+                          ("lstm_layernorm", 10.0)):
+        speedups = [r["speedup"] for r in small if r["variant"] == variant]
+        if not speedups:
+            continue
+        mean = geomean(speedups)
+        base = "torch.nn" if variant in ("lstm", "gru", "rnn") else "loop"
+        check(f"{variant} small sizes, geomean speedup vs {base}", round(mean, 2), f">= {goal}x",
+              mean >= goal)
+        if variant == "lstm":
+            worst = min(speedups)
+            check("lstm small sizes, worst speedup vs torch.nn", round(worst, 2), ">= 0.9x",
+                  worst >= 0.9)
+    b, t, i, h = LARGE
+    for r in rows:
+        if (r["variant"], r["batch"], r["steps"], r["input"], r["hidden"]) == ("lstm", b, t, i, h):
+            check(f"lstm large B{b} T{t} I{i} H{h} ({r['threads']} threads), speedup vs torch.nn",
+                  round(r["speedup"], 2), ">= 0.9x", r["speedup"] >= 0.9)
+            check(f"lstm large ({r['threads']} threads), fraction of SGEMM peak "
+                  f"{peaks[r['threads']]['gflops']} GFLOP/s", round(r["peak_fraction"], 3),
+                  ">= 0.60", r["peak_fraction"] >= 0.6)
+    for s in step_rows:
+        if s["contender"] == "rnnkit layer.step" and s["family"] == "lstm":
+            check("streaming lstm layer.step() H=64 B=1, us per step", round(s["us"], 2),
+                  "<= 5 us", s["us"] <= 5.0)
+    return checks
+
+
+# -- main ---------------------------------------------------------------------------------------
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a subset of the grid (minutes)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch/BLAS/TF threads for the grid (default 1)")
+    parser.add_argument("--large-threads", type=int, nargs="*", default=None,
+                        help="thread counts for the large-size target (default: 1 and all cores)")
+    parser.add_argument("--variants", default=",".join(cs.VARIANTS),
+                        help="comma-separated subset of " + ",".join(cs.VARIANTS))
+    parser.add_argument("--reps", type=int, default=15, help="rounds per configuration (max)")
+    parser.add_argument("--budget", type=float, default=6.0,
+                        help="seconds per configuration; fewer rounds (>= 3) past it")
+    parser.add_argument("--no-keras", action="store_true", help="skip the TF-Keras columns")
+    parser.add_argument("--no-step", action="store_true", help="skip the streaming benchmark")
+    parser.add_argument("--no-grid", action="store_true", help="only the streaming benchmark")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    grid = QUICK if args.quick else FULL
+    cores = os.cpu_count() or 1
+    large_threads = args.large_threads or sorted({1, cores})
+    print(f"torch {torch.__version__}, oneDNN (mkldnn) enabled: {torch.backends.mkldnn.enabled}, "
+          f"cpu cores: {cores}, load average: {os.getloadavg()}", flush=True)
+    peaks = {}
+    for threads in sorted({args.threads, *large_threads}):
+        peaks[threads] = sgemm_peak(threads)
+        print(f"SGEMM peak, {threads} thread(s): {peaks[threads]['gflops']} GFLOP/s "
+              f"{peaks[threads]['by_shape']}", flush=True)
+    rows = []
+    if not args.no_grid:
+        print(f"\nfused forward+backward, ms (median of interleaved runs), {args.threads} "
+              f"thread(s); GFLOP/s and peak fraction are rnnkit's", flush=True)
+        print(HEADER, flush=True)
+        for variant, batch, steps, features, hidden in configs(grid, variants, False):
+            row = measure(variant, batch, steps, features, hidden, args, peaks[args.threads])
+            rows.append(row)
+            print_row(row)
+        if "lstm" in variants:
+            b, t, i, h = LARGE
+            print(f"\nlarge-size target, lstm B={b} T={t} I={i} H={h}", flush=True)
+            print(HEADER, flush=True)
+            for threads in large_threads:
+                if threads == args.threads and any(
+                    (r["variant"], r["batch"], r["steps"], r["hidden"]) == ("lstm", b, t, h)
+                    for r in rows
+                ):
+                    print_row(next(r for r in rows if (r["variant"], r["batch"], r["steps"],
+                                                       r["hidden"]) == ("lstm", b, t, h)))
+                    continue
+                large_args = argparse.Namespace(**{**vars(args), "threads": threads,
+                                                   "no_keras": True})
+                row = measure("lstm", b, t, i, h, large_args, peaks[threads])
+                rows.append(row)
+                print_row(row)
+    step_rows = []
+    if not args.no_step:
+        torch.set_num_threads(1)
+        print("\nstreaming: one step at a time under torch.no_grad(), B=1, I=32, H=64, "
+              "microseconds per step (median)", flush=True)
+        step_rows = step_bench.run(quick=args.quick)
+        for s in step_rows:
+            print(f"  {s['family']:5s} {s['contender']:32s} {s['us']:8.2f} us", flush=True)
+    checks = check_targets(rows, step_rows, peaks)
+    print("\ntargets:", flush=True)
+    for c in checks:
+        print(f"  [{'met' if c['met'] else 'NOT met'}] {c['target']}: {c['value']} "
+              f"(goal {c['goal']})", flush=True)
+    result = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "argv": sys.argv[1:],
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cores": cores, "torch": torch.__version__,
+                    "mkldnn": torch.backends.mkldnn.enabled,
+                    "load_average_end": os.getloadavg()},
+        "input_size": "I = H / 2",
+        "sgemm_peak": {str(k): v for k, v in peaks.items()},
+        "grid": rows,
+        "streaming": step_rows,
+        "targets": checks,
+    }
+    out = args.out or RESULTS / (
+        f"{'quick' if args.quick else 'full'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Streaming benchmark: one step at a time, B=1, I=32, H=64, under ``torch.no_grad()``.
+
+Contenders per family: rnnkit's ``layer.step(x, state)`` (the single-step kernel), a stateful
+rnnkit layer called on one timestep ``(1, 1, I)``, torch.nn's cell (``nn.LSTMCell`` etc.) and
+rnnkit's reference cell (a few torch ops). Time per step is the median over many short batches of
+steps, interleaved across contenders, in CPU time of the process (so time other processes hold
+the core is left out).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+import rnnkit.layers
+
+FEATURES, HIDDEN = 32, 64
+LAYERS = {"lstm": rnnkit.layers.LSTM, "gru": rnnkit.layers.GRU, "rnn": rnnkit.layers.SimpleRNN}
+TORCH_CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
+
+
+def _contenders(family: str):
+    x = torch.randn(1, FEATURES)
+    n_state = 2 if family == "lstm" else 1
+    state0 = [torch.zeros(1, HIDDEN) for _ in range(n_state)]
+
+    layer = LAYERS[family](HIDDEN)
+    layer.build((1, 1, FEATURES))
+    layer.built = True
+    stateful = LAYERS[family](HIDDEN, stateful=True)
+    stateful.build((1, 1, FEATURES))
+    stateful.built = True
+    reference = LAYERS[family](HIDDEN, backend="reference")
+    reference.build((1, 1, FEATURES))
+    reference.built = True
+    cell = TORCH_CELLS[family](FEATURES, HIDDEN)
+    x3 = x[:, None]
+
+    def layer_step():
+        state = state0
+        for _ in range(STEPS):
+            _, state = layer.step(x, state)
+
+    def reference_step():
+        state = state0
+        for _ in range(STEPS):
+            _, state = reference.step(x, state)
+
+    def stateful_call():
+        for _ in range(STEPS):
+            stateful(x3)
+
+    if family == "lstm":
+        def torch_cell():
+            h, c = state0
+            for _ in range(STEPS):
+                h, c = cell(x, (h, c))
+    else:
+        def torch_cell():
+            h = state0[0]
+            for _ in range(STEPS):
+                h = cell(x, h)
+
+    return {"rnnkit layer.step": layer_step, "rnnkit stateful layer(x[:, None])": stateful_call,
+            "torch.nn cell": torch_cell, "rnnkit reference cell step": reference_step}
+
+
+STEPS = 20  # steps per timed batch
+
+
+def run(quick: bool = False, families=("lstm", "gru", "rnn")) -> list[dict]:
+    batches = 100 if quick else 300
+    rows = []
+    with torch.no_grad():
+        for family in families:
+            runs = _contenders(family)
+            for function in runs.values():
+                function()
+            samples = {name: [] for name in runs}
+            for _ in range(batches):
+                for name, function in runs.items():
+                    start = time.process_time()
+                    function()
+                    samples[name].append((time.process_time() - start) / STEPS)
+            for name, values in samples.items():
+                rows.append({"family": family, "contender": name,
+                             "us": 1e6 * statistics.median(values),
+                             "us_p10": 1e6 * sorted(values)[len(values) // 10]})
+    return rows
