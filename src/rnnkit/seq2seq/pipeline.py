@@ -275,6 +275,23 @@ def score(translator: Translator, data: Seq2SeqData, decoded: Decoded) -> dict:
             "token_accuracy": token_accuracy(references, aligned, pad_id=ids["pad_id"])}
 
 
+def evaluate(translator: Translator, data: Seq2SeqData, beam_size: int) -> tuple[dict, dict]:
+    """Decode ``data`` greedily and, if ``beam_size > 1``, with beam search.
+
+    Returns the :func:`score` of each decoder (with ``decode_seconds``) and its :class:`Decoded`,
+    both keyed by ``"greedy"`` and ``"beam"``.
+    """
+    metrics, decoded = {}, {}
+    for name, size in (("greedy", 1), ("beam", beam_size)):
+        if name == "beam" and size == 1:
+            continue
+        started = time.perf_counter()
+        decoded[name] = translator.decode(data.src, size)
+        metrics[name] = {**score(translator, data, decoded[name]),
+                         "decode_seconds": time.perf_counter() - started}
+    return metrics, decoded
+
+
 def split_pairs(pairs: Sequence[tuple[str, str]], config: TranslateConfig, seed: int):
     """De-duplicate by source, then shuffle into train, validation and test pair lists."""
     from rnnkit.tasks._common import random_split
@@ -308,21 +325,14 @@ def run_translation(pairs: Sequence[tuple[str, str]], config: TranslateConfig, s
     train_seconds = time.perf_counter() - started
     translator = Translator(model, source_vocab, target_vocab, config.tokens,
                             max_len=2 * train.tgt_out.shape[1])
-    metrics = {"train_seconds": train_seconds, "best_epoch": stop.best_epoch + 1}
-    decoded = {}
-    for name, beam_size in (("greedy", 1), ("beam", config.beam_size)):
-        if name == "beam" and beam_size == 1:
-            continue
-        started = time.perf_counter()
-        decoded[name] = translator.decode(test.src, beam_size)
-        metrics[name] = {**score(translator, test, decoded[name]),
-                         "decode_seconds": time.perf_counter() - started}
+    metrics, decoded = evaluate(translator, test, config.beam_size)
+    metrics.update(train_seconds=train_seconds, best_epoch=stop.best_epoch + 1)
     sizes = {"train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)}
     return TranslationResult(metrics, history, translator, test, decoded, sizes, asdict(config))
 
 
 def save_translator(translator: Translator, directory) -> Path:
-    """Write ``model.rnnkit`` and ``vocabularies.json`` into ``directory``; return the former."""
+    """Write ``model.rnnkit`` and ``vocabularies.json`` into ``directory``; returns the first."""
     directory = Path(directory)
     translator.model.save(directory / MODEL_FILE)
     payload = {"source_vocab": translator.source_vocab.to_config(),

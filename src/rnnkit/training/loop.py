@@ -13,6 +13,8 @@ the per-batch cost is the model's forward and backward plus a few tensor operati
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -179,7 +181,12 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     state = _state(model, "fit")
     cluster = distributed.current()
     verbose = _verbose(verbose)
+    for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise TypeError(f"{name}: expected a non-negative int, got {value!r}")
     train = _source(model, x, y, sample_weight, batch_size, bool(shuffle), class_weight)
+    if getattr(train, "size", None) == 0:
+        raise ValueError("x: expected at least one sample to train on, got 0")
     validation = None
     if validation_data is not None:
         validation = _validation_data_source(model, validation_data,

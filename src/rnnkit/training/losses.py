@@ -215,7 +215,13 @@ class Loss:
         self.reduction = reduction
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> torch.Tensor:
-        return reduce_weighted(self.call(y_true, y_pred), sample_weight, self.reduction)
+        try:
+            values = self.call(y_true, y_pred)
+        except RuntimeError as error:  # shapes torch cannot combine: name both, not torch's op
+            raise ValueError(
+                f"y: targets of shape {tuple(y_true.shape)} do not fit the model's output of "
+                f"shape {tuple(y_pred.shape)} for loss {self.name!r} ({error})") from None
+        return reduce_weighted(values, sample_weight, self.reduction)
 
     def call(self, y_true, y_pred) -> torch.Tensor:
         raise NotImplementedError
