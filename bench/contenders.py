@@ -33,6 +33,7 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 class Contender:
     name: str
     run: Callable[[], None]
+    clock: str = "thread"  # CPU time of the calling thread; "process" for TF (see run.py)
 
 
 def gemm_flops(family: str, batch: int, steps: int, features: int, hidden: int) -> float:
@@ -150,4 +151,4 @@ def keras_contender(variant: str, batch: int, steps: int, features: int, hidden:
         grads = step()
         grads[0].numpy()  # wait for the result
 
-    return Contender("tf.keras", run)
+    return Contender("tf.keras", run, clock="process")

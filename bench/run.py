@@ -44,14 +44,21 @@ def input_size(hidden: int) -> int:
 
 
 # -- timing -------------------------------------------------------------------------------------
-def clock_for(threads: int):
-    """The clock the medians use: the process's CPU time when single-threaded (on a shared
-    machine it leaves out the time other processes hold the core; every contender then runs
-    on the calling thread, or TF's one pool thread, all counted), wall time otherwise."""
-    return time.process_time if threads == 1 else time.perf_counter
+CLOCKS = {"thread": time.thread_time, "process": time.process_time, "wall": time.perf_counter}
+
+
+def clock_for(threads: int, contender=None):
+    """The clock a contender's medians use. Single-threaded: CPU time, which leaves out the time
+    other processes hold the core on a shared machine: of the calling thread for torch-based
+    contenders (all their work runs there), of the whole process for TF-Keras (its ops run on
+    its pool threads; their spinning is TF's own cost). Multi-threaded: wall time."""
+    if threads != 1:
+        return CLOCKS["wall"]
+    return CLOCKS[getattr(contender, "clock", "thread")]
 
 
 CLOCK = time.perf_counter
+THREADS = 1
 
 
 def timed(function) -> float:
@@ -60,11 +67,12 @@ def timed(function) -> float:
     return CLOCK() - start
 
 
-def timed_both(function) -> tuple[float, float]:
-    """``(primary clock, wall clock)`` seconds of one run."""
-    start, wall = CLOCK(), time.perf_counter()
-    function()
-    return CLOCK() - start, time.perf_counter() - wall
+def timed_both(contender) -> tuple[float, float]:
+    """``(contender's clock, wall clock)`` seconds of one run."""
+    clock = clock_for(THREADS, contender)
+    start, wall = clock(), time.perf_counter()
+    contender.run()
+    return clock() - start, time.perf_counter() - wall
 
 
 def interleaved(contenders, reps: int, budget: float) -> dict[str, list[tuple]]:
@@ -72,14 +80,14 @@ def interleaved(contenders, reps: int, budget: float) -> dict[str, list[tuple]]:
     ``budget`` seconds, at least 3), each running every contender once, in a rotating order."""
     for contender in contenders:  # warm-up: compilation, caches, allocator
         contender.run()
-    first = {c.name: timed_both(c.run) for c in contenders}
+    first = {c.name: timed_both(c) for c in contenders}
     per_round = sum(wall for _, wall in first.values())
     rounds = max(3, min(reps, int(budget / max(per_round, 1e-9))))
     times = {name: [value] for name, value in first.items()}
     for index in range(rounds - 1):
         shift = index % len(contenders)
         for contender in contenders[shift:] + contenders[:shift]:
-            times[contender.name].append(timed_both(contender.run))
+            times[contender.name].append(timed_both(contender))
     return times
 
 
@@ -133,9 +141,9 @@ def is_small(batch: int, hidden: int) -> bool:
 
 
 def measure(variant, batch, steps, features, hidden, args, peak) -> dict:
-    global CLOCK
+    global THREADS
     torch.set_num_threads(args.threads)
-    CLOCK = clock_for(args.threads)
+    THREADS = args.threads
     runs = cs.torch_contenders(variant, batch, steps, features, hidden)
     if not args.no_keras:
         runs.append(cs.keras_face_contender(variant, batch, steps, features, hidden))
@@ -149,7 +157,8 @@ def measure(variant, batch, steps, features, hidden, args, peak) -> dict:
     flops = cs.gemm_flops(cs.VARIANTS[variant]["family"], batch, steps, features, hidden)
     row = {
         "variant": variant, "batch": batch, "steps": steps, "input": features, "hidden": hidden,
-        "threads": args.threads, "clock": "cpu" if args.threads == 1 else "wall",
+        "threads": args.threads,
+        "clock": "cpu (thread; process for tf.keras)" if args.threads == 1 else "wall",
         "reps": len(times["rnnkit"]), "ms": ms, "wall_ms": wall_ms,
         "gflops": 1e-6 * flops / ms["rnnkit"],
     }

@@ -3,8 +3,8 @@
 Contenders per family: rnnkit's ``layer.step(x, state)`` (the single-step kernel), a stateful
 rnnkit layer called on one timestep ``(1, 1, I)``, torch.nn's cell (``nn.LSTMCell`` etc.) and
 rnnkit's reference cell (a few torch ops). Time per step is the median over many short batches of
-steps, interleaved across contenders, in CPU time of the process (so time other processes hold
-the core is left out).
+steps, interleaved across contenders, in CPU time of the calling thread (so time other processes
+hold the core is left out).
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ def run(quick: bool = False, families=("lstm", "gru", "rnn")) -> list[dict]:
             samples = {name: [] for name in runs}
             for _ in range(batches):
                 for name, function in runs.items():
-                    start = time.process_time()
+                    start = time.thread_time()
                     function()
-                    samples[name].append((time.process_time() - start) / STEPS)
+                    samples[name].append((time.thread_time() - start) / STEPS)
             for name, values in samples.items():
                 rows.append({"family": family, "contender": name,
                              "us": 1e6 * statistics.median(values),

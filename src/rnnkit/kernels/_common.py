@@ -91,11 +91,6 @@ def optional_matrix(tensor, dtype) -> np.ndarray:
     return as_array(tensor)
 
 
-def weight_t(array: np.ndarray) -> np.ndarray:
-    """The transpose of a C-contiguous weight: a Fortran-ordered view that BLAS reads as is."""
-    return array.T
-
-
 def transposed(array: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of ``array.T``: the per-step GEMM's right-hand side. OpenBLAS's small
     GEMMs run about 30% faster on it than on the transposed view (measured at 128x512)."""
@@ -235,11 +230,6 @@ class blas_threads:  # noqa: N801  (used as a context manager, like threadpoolct
         if self.previous != self.threads:
             _openblas_thread_functions()[1](self.previous)
         return False
-
-
-def single_threaded_blas():
-    """:class:`blas_threads` with one thread."""
-    return blas_threads(1)
 
 
 # Per step, a GEMM of fewer multiply-adds than this runs on one BLAS thread: below it the second

@@ -8,8 +8,8 @@ gradient is one GEMM.
 Everything saved is time-major (``[t]`` is a contiguous ``(B, ·)`` block), so that each step's
 GEMM reads and writes the saved arrays in place, and the weight gradients are GEMMs over all
 ``T·B`` rows. The caller allocates every array (returning arrays from a compiled function costs
-microseconds each). The common case, tanh and sigmoid without peepholes or layer norm, has its
-own single-pass row loop, where every activation is inlined and vectorised.
+microseconds each). The common case, tanh and sigmoid (with or without peepholes and layer norm),
+has its own row loops, where every activation is inlined and vectorised.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from rnnkit.kernels._numba import (
     TANH,
     activate,
     derivative,
+    input_x_gradient,
     jit,
     layer_norm_row,
     layer_norm_row_backward,
     sigmoid_t,
     tanh_t,
+    weight_gradients,
 )
 
 
@@ -55,10 +57,25 @@ def _cell_row(pre, x_row, c_prev, peephole, act, rec_act, gates, c_new):
 
 
 @jit
-def _plain_row(gates, x_row, c_prev, c_new, tanh_c, m):
-    """The tanh/sigmoid cell without options, in one pass: ``gates (4H,)`` holds ``U ĥ`` on entry
-    and the activated gates on exit; writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙ tanh(c)``."""
+def _plain_row(gates, x_row, c_prev, peephole, c_new, tanh_c, m):
+    """The tanh/sigmoid cell without layer norm, in one pass: ``gates (4H,)`` holds ``U ĥ`` on
+    entry and the activated gates on exit; writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙
+    tanh(c)``. ``peephole`` is ``(3, H)`` or empty."""
     hidden = c_prev.size
+    if peephole.shape[0] > 0:
+        for j in range(hidden):
+            cp = c_prev[j]
+            i = sigmoid_t(gates[j] + x_row[j] + peephole[0, j] * cp)
+            f = sigmoid_t(gates[hidden + j] + x_row[hidden + j] + peephole[1, j] * cp)
+            g = tanh_t(gates[2 * hidden + j] + x_row[2 * hidden + j])
+            c = f * cp + i * g
+            o = sigmoid_t(gates[3 * hidden + j] + x_row[3 * hidden + j] + peephole[2, j] * c)
+            t = tanh_t(c)
+            gates[j], gates[hidden + j], gates[2 * hidden + j], gates[3 * hidden + j] = i, f, g, o
+            c_new[j] = c
+            tanh_c[j] = t
+            m[j] = o * t
+        return
     for j in range(hidden):
         i = sigmoid_t(gates[j] + x_row[j])
         f = sigmoid_t(gates[hidden + j] + x_row[hidden + j])
@@ -70,6 +87,37 @@ def _plain_row(gates, x_row, c_prev, c_new, tanh_c, m):
         c_new[j] = c
         tanh_c[j] = t
         m[j] = o * t
+
+
+@jit
+def _plain_row_ln(gates, x_row, c_prev, peephole, c_new, c_hat, ln_weight, ln_bias, eps, tanh_c,
+                  m):
+    """:func:`_plain_row` with layer norm on the cell: ``m = o ⊙ tanh(LN_c(c))``; returns LN's
+    ``1 / std`` and keeps the normalised cell in ``c_hat``."""
+    hidden = c_prev.size
+    peep = peephole.shape[0] > 0
+    for j in range(hidden):
+        cp = c_prev[j]
+        a_i = gates[j] + x_row[j]
+        a_f = gates[hidden + j] + x_row[hidden + j]
+        if peep:
+            a_i += peephole[0, j] * cp
+            a_f += peephole[1, j] * cp
+        i, f = sigmoid_t(a_i), sigmoid_t(a_f)
+        g = tanh_t(gates[2 * hidden + j] + x_row[2 * hidden + j])
+        c = f * cp + i * g
+        a_o = gates[3 * hidden + j] + x_row[3 * hidden + j]
+        if peep:
+            a_o += peephole[2, j] * c
+        gates[j], gates[hidden + j], gates[2 * hidden + j] = i, f, g
+        gates[3 * hidden + j] = sigmoid_t(a_o)
+        c_new[j] = c
+    rstd = layer_norm_row(c_new, eps, c_hat)
+    for j in range(hidden):
+        t = tanh_t(c_hat[j] * ln_weight[j] + ln_bias[j])
+        tanh_c[j] = t
+        m[j] = gates[3 * hidden + j] * t
+    return rstd
 
 
 @jit
@@ -99,7 +147,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_h
     rows = batch * steps
     proj, norm = weight_hr_t.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
-    plain = (not norm and peephole.shape[0] == 0 and act == TANH and rec_act == SIGMOID)
+    fast = act == TANH and rec_act == SIGMOID
     for t in range(steps):
         for b in range(batch):
             _copy(x[b, t], x_t[t, b])
@@ -134,13 +182,17 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_h
         for b in range(batch):
             g = g_t[b]
             c_prev = c_all[t, b]
-            if plain:
-                _plain_row(g, x_proj[t, b], c_prev, c_new, tanh_c[t, b], m[b])
+            if norm:
+                rstd[t, b, 0] = layer_norm_row(g, eps, h_hat[t, b])
+                for j in range(four_h):
+                    g[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j]
+            if fast and norm:
+                rstd[t, b, 1] = _plain_row_ln(g, x_proj[t, b], c_prev, peephole, c_new,
+                                              c_hat[t, b], ln_c_weight, ln_c_bias, eps,
+                                              tanh_c[t, b], m[b])
+            elif fast:
+                _plain_row(g, x_proj[t, b], c_prev, peephole, c_new, tanh_c[t, b], m[b])
             else:
-                if norm:
-                    rstd[t, b, 0] = layer_norm_row(g, eps, h_hat[t, b])
-                    for j in range(four_h):
-                        g[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j]
                 _cell_row(g, x_proj[t, b], c_prev, peephole, act, rec_act, g, c_new)
                 if norm:
                     rstd[t, b, 1] = layer_norm_row(c_new, eps, c_hat[t, b])
@@ -174,10 +226,26 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_h
 
 
 @jit
-def _plain_row_backward(d_m, g, c_prev, tanh_c, d_c, d_gates):
+def _plain_row_backward(d_m, g, c_prev, c_new, tanh_c, peephole, d_c, d_gates, d_peephole):
     """Backward of :func:`_plain_row`: ``d_gates (4H,)`` from ``d_m`` and ``d_c`` (in: d(c_t),
-    out: d(c_{t-1}))."""
+    out: d(c_{t-1})); accumulates ``d_peephole`` when there are peepholes."""
     hidden = c_prev.size
+    if peephole.shape[0] > 0:
+        for j in range(hidden):
+            i, f, cand, o = g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]
+            t = tanh_c[j]
+            dm = d_m[j]
+            d_o = dm * t * o * (ONE_32 - o)
+            d_cell = d_c[j] + dm * o * (ONE_32 - t * t) + peephole[2, j] * d_o
+            d_i = d_cell * cand * i * (ONE_32 - i)
+            d_f = d_cell * c_prev[j] * f * (ONE_32 - f)
+            d_gates[j], d_gates[hidden + j], d_gates[3 * hidden + j] = d_i, d_f, d_o
+            d_gates[2 * hidden + j] = d_cell * i * (ONE_32 - cand * cand)
+            d_c[j] = d_cell * f + peephole[0, j] * d_i + peephole[1, j] * d_f
+            d_peephole[0, j] += d_i * c_prev[j]
+            d_peephole[1, j] += d_f * c_prev[j]
+            d_peephole[2, j] += d_o * c_new[j]
+        return
     for j in range(hidden):
         i, f, cand, o = g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]
         t = tanh_c[j]
@@ -188,6 +256,34 @@ def _plain_row_backward(d_m, g, c_prev, tanh_c, d_c, d_gates):
         d_gates[2 * hidden + j] = d_cell * i * (ONE_32 - cand * cand)
         d_gates[3 * hidden + j] = dm * t * o * (ONE_32 - o)
         d_c[j] = d_cell * f
+
+
+@jit
+def _plain_row_ln_backward(d_m, g, c_prev, c_new, tanh_c, c_hat, rstd, ln_weight, peephole,
+                           scratch, d_c, d_gates, d_peephole, d_ln_weight, d_ln_bias):
+    """Backward of :func:`_plain_row_ln` (``scratch (H,)`` is a work row)."""
+    hidden = c_prev.size
+    for j in range(hidden):
+        t = tanh_c[j]
+        scratch[j] = d_m[j] * g[3 * hidden + j] * (ONE_32 - t * t)  # d LN_c(c)
+    layer_norm_row_backward(scratch, c_hat, rstd, ln_weight, scratch, d_ln_weight, d_ln_bias)
+    peep = peephole.shape[0] > 0
+    for j in range(hidden):
+        i, f, cand, o = g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]
+        d_o = d_m[j] * tanh_c[j] * o * (ONE_32 - o)
+        d_cell = d_c[j] + scratch[j]
+        if peep:
+            d_cell += peephole[2, j] * d_o
+        d_i = d_cell * cand * i * (ONE_32 - i)
+        d_f = d_cell * c_prev[j] * f * (ONE_32 - f)
+        d_gates[j], d_gates[hidden + j], d_gates[3 * hidden + j] = d_i, d_f, d_o
+        d_gates[2 * hidden + j] = d_cell * i * (ONE_32 - cand * cand)
+        d_c[j] = d_cell * f
+        if peep:
+            d_c[j] += peephole[0, j] * d_i + peephole[1, j] * d_f
+            d_peephole[0, j] += d_i * c_prev[j]
+            d_peephole[1, j] += d_f * c_prev[j]
+            d_peephole[2, j] += d_o * c_new[j]
 
 
 @jit
@@ -247,7 +343,7 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     hidden, rec, features = four_h // 4, d_h.shape[1], x_t.shape[2]
     proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
-    plain = (not norm and peephole.shape[0] == 0 and act == TANH and rec_act == SIGMOID)
+    fast = act == TANH and rec_act == SIGMOID
     dtype = gates.dtype
     rows = batch * steps
     d_gates = np.empty((steps, batch, four_h), dtype)  # of the gates' pre-activations
@@ -284,8 +380,14 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
                 dg_t[b] = 0.0
                 continue
             g = gates[t, b]
-            if plain:
-                _plain_row_backward(d_m[b], g, c_all[t, b], tanh_c[t, b], d_c[b], dg_t[b])
+            if fast and norm:
+                _plain_row_ln_backward(d_m[b], g, c_all[t, b], c_all[t + 1, b], tanh_c[t, b],
+                                       c_hat[t, b], rstd[t, b, 1], ln_c_weight, peephole, d_out,
+                                       d_c[b], dg_t[b], d_peep, d_ln[4, :hidden],
+                                       d_ln[5, :hidden])
+            elif fast:
+                _plain_row_backward(d_m[b], g, c_all[t, b], c_all[t + 1, b], tanh_c[t, b],
+                                    peephole, d_c[b], dg_t[b], d_peep)
             else:
                 _hidden_row_backward(d_m[b], g[3 * hidden :], tanh_c[t, b], c_hat[t, b],
                                      rstd[t, b, 1], ln_c_weight, act, d_out, d_c_from_h,
@@ -307,10 +409,7 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
                 else:
                     _copy(d_rec[b], d_h[b])
     d_gates2 = d_gates.reshape(rows, four_h)
-    if need[2]:
-        h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(rows, rec)
-        d_gemm = d_proj.reshape(rows, four_h) if norm else d_gates2
-        np.dot(d_gemm.T, h_rec2, d_weight_hh)
+    h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(rows, rec)
     if need[5] and proj:
         np.dot(d_h_new.reshape(rows, rec).T, m_all.reshape(rows, hidden), d_weight_hr)
     if need[3] or need[4]:
@@ -322,14 +421,16 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
             d_bias_ih[:] = sums
         if need[4]:
             d_bias_hh[:] = sums
-    if norm:  # through LN_ih: d_gates2 becomes the gradient of W x
+    x2 = x_t.reshape(rows, features)
+    if norm:
+        if need[2]:
+            np.dot(d_proj.reshape(rows, four_h).T, h_rec2, d_weight_hh)
+        # through LN_ih: d_gates2 becomes the gradient of W x
         for n in range(rows):
             layer_norm_row_backward(d_gates2[n], x_hat[n], rstd_ih[n], ln_ih_weight, d_gates2[n],
                                     d_ln[0], d_ln[1])
-    if need[1]:
-        np.dot(d_gates2.T, x_t.reshape(rows, features), d_weight_ih)
+        weight_gradients(d_gates2, x2, h_rec2, need[1], False, d_weight_ih, d_weight_hh)
+    else:
+        weight_gradients(d_gates2, x2, h_rec2, need[1], need[2], d_weight_ih, d_weight_hh)
     if need[0]:
-        d_x_t = np.dot(d_gates2, weight_ih).reshape(steps, batch, features)
-        for t in range(steps):
-            for b in range(batch):
-                _copy(d_x_t[t, b], d_x[b, t])
+        input_x_gradient(d_gates2, x_t, weight_ih, d_x)

@@ -75,17 +75,20 @@ def lstm_forward_arrays(plan: Plan, x_, h0_, c0_, w_ih, w_hh, b_ih, b_hh, w_hr, 
 
 
 class LSTMSequence(torch.autograd.Function):
-    """``(x (B, T, I), h0 (B, R), c0 (B, H), *weights)`` in :data:`INPUTS` order ->
-    ``(outputs (B, T, R), h_T (B, R), c_T (B, H))``; absent options are ``None``."""
+    """``(plan, present, *tensors)`` -> ``(outputs (B, T, R), h_T (B, R), c_T (B, H))``, where
+    ``tensors`` are those of ``(x (B, T, I), h0 (B, R), c0 (B, H), *weights)`` (in :data:`INPUTS`
+    order) that ``present`` flags as given."""
 
     @staticmethod
-    def forward(ctx, plan: Plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
-                peephole, *layer_norm):
-        arrays = lstm_arrays(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
-                             peephole, layer_norm)
+    def forward(ctx, plan: Plan, present: tuple[bool, ...], *given):
+        # Only the present tensors go through autograd (each input costs it time): ``present``
+        # flags which of INPUTS they are.
+        given_iter = iter(given)
+        tensors = [next(given_iter) if flag else None for flag in present]
+        arrays = lstm_arrays(*tensors[:9], tensors[9:])
         outputs, h_final, c_final, saved = lstm_forward_arrays(plan, *arrays)
-        ctx.plan, ctx.arrays = plan, (saved, arrays)
-        ctx.save_for_backward(weight_ih, weight_hh, weight_hr, peephole, *layer_norm)
+        ctx.plan, ctx.arrays, ctx.present = plan, (saved, arrays), present
+        ctx.save_for_backward(*given[3:])  # the weights: a version check on in-place updates
         return torch.from_numpy(outputs), torch.from_numpy(h_final), torch.from_numpy(c_final)
 
     @staticmethod
@@ -94,7 +97,8 @@ class LSTMSequence(torch.autograd.Function):
         plan, (saved, arrays) = ctx.plan, ctx.arrays
         ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
         x_, h0_, c0_, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln = arrays
-        needs = ctx.needs_input_grad[1:]  # by INPUTS
+        needs_given = iter(ctx.needs_input_grad[2:])
+        needs = [next(needs_given) if flag else False for flag in ctx.present]  # by INPUTS
         dtype = x_.dtype
         batch, steps, features = x_.shape
         hidden, rec = c0_.shape[1], h0_.shape[1]
@@ -124,7 +128,8 @@ class LSTMSequence(torch.autograd.Function):
         d_ln = grads[9]
         all_grads = (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden],
                      d_ln[5, :hidden])
-        return (None, *gradients(all_grads, needs))
+        result = gradients(all_grads, needs)
+        return (None, None, *(g for g, flag in zip(result, ctx.present) if flag))
 
 
 def lstm_arrays(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole,
@@ -163,7 +168,10 @@ def run_lstm(cell, inputs, state, plan: Plan):
                weights.bias_hh, weights.weight_hr if spec.proj_size else None,
                weights.weight_peephole if spec.peephole else None, *layer_norm)
     if needs_autograd(*tensors):
-        outputs, h_final, c_final = LSTMSequence.apply(plan, *tensors)
+        present = tuple(t is not None for t in tensors)
+        outputs, h_final, c_final = LSTMSequence.apply(
+            plan, present, *(t for t in tensors if t is not None)
+        )
         return outputs, (h_final, c_final)
     arrays = lstm_arrays(*tensors[:9], tensors[9:])
     outputs, h_final, c_final, _ = lstm_forward_arrays(plan, *arrays)

@@ -28,7 +28,7 @@ from rnnkit.kernels._numba import (
     activate,
     copy,
     emit_outputs,
-    input_gradients,
+    input_x_gradient,
     jit,
     masked_state_grad,
     recurrent_rows,
@@ -36,6 +36,7 @@ from rnnkit.kernels._numba import (
     sum_rows,
     time_major_projection,
     times_derivative,
+    weight_gradients,
 )
 
 
@@ -87,12 +88,13 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_h
         np.dot(d_t, weight_hh, d_rec)
         masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
     d_pre2 = d_pre.reshape(rows, hidden)
-    if need[2]:
-        h_rec = h_rec_all if recurrent_mask.size > 0 else h_all[:steps]
-        np.dot(d_pre2.T, h_rec.reshape(rows, hidden), d_weight_hh)
+    h_rec = h_rec_all if recurrent_mask.size > 0 else h_all[:steps]
+    weight_gradients(d_pre2, x_t.reshape(rows, x_t.shape[2]), h_rec.reshape(rows, hidden),
+                     need[1], need[2], d_weight_ih, d_weight_hh)
     sum_rows(d_pre2, d_bias_ih)
     sum_rows(d_pre2, d_bias_hh)
-    input_gradients(d_pre2, x_t, weight_ih, need[0], need[1], d_x, d_weight_ih)
+    if need[0]:
+        input_x_gradient(d_pre2, x_t, weight_ih, d_x)
 
 
 class SimpleRNNSequence(torch.autograd.Function):
