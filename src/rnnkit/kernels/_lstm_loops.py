@@ -434,3 +434,90 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
         weight_gradients(d_gates2, x2, h_rec2, need[1], need[2], d_weight_ih, d_weight_hh)
     if need[0]:
         input_x_gradient(d_gates2, x_t, weight_ih, d_x)
+
+
+# -- array level: allocation around the compiled calls ---------------------------------------
+# Callers (the autograd Function, the compiled training step) exchange plain arrays with these
+# two functions and never allocate the loops' buffers themselves, so the buffers' layout can
+# change with the loops alone. BLAS threads are the caller's to set.
+
+
+def _transposed(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``array.T`` (the per-step GEMM's right-hand side)."""
+    return np.ascontiguousarray(array.T)
+
+
+def lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln, *, eps, keep,
+                        recurrent, zero_output, activation, recurrent_activation):
+    """Forward over ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
+
+    Weights are in torch's layout (``w_ih (4H, I)``, ...); absent options are empty arrays
+    (``w_hr``, ``peep`` ``(0, 0)``; ``ln`` six empty vectors). ``keep (B, T)`` bool is True on real
+    steps; ``recurrent`` the ``(B, R)`` recurrent-dropout mask or ``(0, 0)``.
+    Returns ``(outputs (B, T, R), h_T (B, R), c_T (B, H), saved)``; ``saved`` is what
+    :func:`lstm_backward_arrays` needs.
+    """
+    batch, steps, features = x.shape
+    hidden, rec = c0.shape[1], h0.shape[1]
+    dtype = x.dtype
+    proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
+    four_h = 4 * hidden
+    has_mask = recurrent.size > 0
+    outputs = np.empty((batch, steps, rec), dtype)
+    h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
+    saved = (
+        np.empty((steps, batch, features), dtype),  # x_t
+        np.empty((steps * batch if norm else 0, four_h), dtype),  # x_hat
+        np.empty(steps * batch if norm else 0, dtype),  # rstd_ih
+        np.empty((steps, batch, four_h), dtype),  # gates
+        np.empty((steps + 1, batch, hidden), dtype),  # c_all
+        np.empty((steps, batch, hidden), dtype),  # tanh_c
+        np.empty((steps + 1, batch, rec), dtype),  # h_all
+        np.empty((steps if has_mask else 0, batch, rec), dtype),  # h_rec_all
+        np.empty((steps if proj else 0, batch, hidden), dtype),  # m_all
+        np.empty((steps if norm else 0, batch, four_h), dtype),  # h_hat
+        np.empty((steps if norm else 0, batch, hidden), dtype),  # c_hat
+        np.empty((steps if norm else 0, batch, 2), dtype),  # rstd
+    )
+    lstm_forward(
+        x, h0, c0, w_ih.T, _transposed(w_hh), b_ih, b_hh, _transposed(w_hr), peep, *ln, eps,
+        keep, recurrent, zero_output, activation, recurrent_activation, outputs, h_final,
+        c_final, *saved,
+    )
+    return outputs, h_final, c_final, saved
+
+
+def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, *, eps, keep,
+                         recurrent, zero_output, activation, recurrent_activation):
+    """Gradients from ``d_outputs (B, T, R)``, ``d_h_final (B, R)``, ``d_c_final (B, H)``.
+
+    ``arrays`` are the forward's inputs ``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln)``;
+    ``needs`` flags the 15 gradients in that order (``ln`` counting six). Returns the 15
+    gradients as arrays; those not needed are empty or unspecified.
+    """
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln = arrays
+    dtype = x.dtype
+    batch, steps, features = x.shape
+    hidden, rec = c0.shape[1], h0.shape[1]
+    four_h = 4 * hidden
+    d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
+    d_c = np.array(d_c_final, dtype, order="C")
+    grads = (
+        np.empty((batch if needs[0] else 0, steps, features), dtype),
+        d_h,
+        d_c,
+        np.empty((four_h, features) if needs[3] else (0, 0), dtype),
+        np.empty((four_h, rec) if needs[4] else (0, 0), dtype),
+        np.empty(four_h if needs[5] else 0, dtype),
+        np.empty(four_h if needs[6] else 0, dtype),
+        np.empty((rec, hidden) if needs[7] and w_hr.shape[0] else (0, 0), dtype),
+        np.empty_like(peep),
+        np.empty((6, four_h), dtype),
+    )
+    need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
+    lstm_backward(
+        d_outputs, d_h, d_c, *saved, w_ih, w_hh, w_hr, peep, ln[0], ln[2], ln[4], keep,
+        recurrent, zero_output, activation, recurrent_activation, need, *grads,
+    )
+    d_ln = grads[9]
+    return (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
