@@ -63,8 +63,11 @@ _ACTIVATIONS: dict[str, Activation] = {
 }
 
 
-def get(identifier: str | Activation | None) -> Activation:
-    """Return the activation for a Keras name, a callable, or ``None`` (meaning linear)."""
+def get(identifier: str | Activation | None, name: str = "activation") -> Activation:
+    """Return the activation for a Keras name, a callable, or ``None`` (meaning linear).
+
+    ``name`` is the argument the identifier came from, for the error message.
+    """
     if identifier is None:
         return linear
     if callable(identifier):
@@ -72,7 +75,8 @@ def get(identifier: str | Activation | None) -> Activation:
     if isinstance(identifier, str) and identifier in _ACTIVATIONS:
         return _ACTIVATIONS[identifier]
     raise ValueError(
-        f"activation: unknown name {identifier!r}; expected one of {sorted(_ACTIVATIONS)}"
+        f"{name}: unknown name {identifier!r}; expected a callable or one of "
+        f"{sorted(_ACTIVATIONS)}"
     )
 
 

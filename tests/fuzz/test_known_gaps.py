@@ -1,8 +1,8 @@
-"""Bad input that still escapes validation, in files owned elsewhere (see docs/errors.md).
+"""Bad input that once escaped validation (see docs/errors.md).
 
-Each test states the behaviour the hardening asks for and is marked ``xfail(strict=True)``: when
-the owning module is fixed the test passes, the strict marker fails the run, and the marker
-should be removed.
+Each test states the behaviour the hardening asks for. Gaps still open are marked
+``xfail(strict=True)`` with the module that owns them: when it is fixed the test passes, the
+strict marker fails the run, and the marker should be removed.
 """
 
 from __future__ import annotations
@@ -33,22 +33,18 @@ def model():
     return built
 
 
-@gap("cells/base.py", "compares dropout with 0.0 before checking its type")
 def test_non_numeric_dropout_is_named():
     names(lambda: layers.LSTM(4, dropout="0.1"), "dropout")
 
 
-@gap("cells/lstm.py", "int(proj_size) floors a float")
 def test_fractional_proj_size_is_refused():
     names(lambda: layers.LSTM(4, proj_size=2.5), "proj_size")
 
 
-@gap("cells/lstm.py", "compares proj_size with units before checking units")
 def test_string_units_with_a_projection_is_named():
     names(lambda: layers.LSTM("4", proj_size=1), "units")
 
 
-@gap("cells/base.py", "activations.get names 'activation' for either argument")
 def test_bad_recurrent_activation_is_named():
     names(lambda: layers.GRU(4, recurrent_activation="nope"), "recurrent_activation")
 
@@ -75,7 +71,6 @@ def test_mismatched_target_shape_is_named():
     names(lambda: model().fit(np.zeros((B, T, F), "float32"), np.zeros((B, T, 7)), verbose=0), "y")
 
 
-@gap("training/data.py", "check_finite reads values of a meta tensor")
 def test_predict_refuses_meta_tensors_by_name():
     names(lambda: model().predict(torch.empty(B, T, F, device="meta"), verbose=0), "x")
 
@@ -86,12 +81,10 @@ def test_fused_backend_accepts_an_empty_batch():
     assert tuple(output.shape) == (0, 4)
 
 
-@gap("layers/base.py get_config", "dtype is not in the config, so the backward copy is float32")
 def test_bidirectional_backward_copy_keeps_the_dtype():
     layer = layers.Bidirectional(layers.LSTM(4, dtype="float16"))
     assert layer.backward_layer.cell.param_dtype == torch.float16
 
 
-@gap("layers/rnn.py", "input_dim becomes input_shape=(input_dim,), not (None, input_dim)")
 def test_recurrent_input_dim_sets_the_features():
     assert layers.LSTM(2, input_dim=3).built

@@ -100,14 +100,17 @@ class BuiltinCell(nn.Module):
                  recurrent_dropout: float = 0.0, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         for rate_name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not isinstance(rate, (int, float, np.integer, np.floating)) or isinstance(rate, bool):
+                raise TypeError(f"{rate_name}: expected a float in [0, 1), got "
+                                f"{type(rate).__name__} {rate!r}")
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{rate_name}: expected a rate in [0, 1), got {rate!r}")
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"units: expected a positive integer, got {units!r}")
-        activations.get(activation)
-        activations.get(recurrent_activation)
+        activations.get(activation, "activation")
+        activations.get(recurrent_activation, "recurrent_activation")
         self.units = int(units)
         self.activation = activation
         self.recurrent_activation = recurrent_activation

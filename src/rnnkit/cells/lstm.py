@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -58,7 +59,10 @@ class LSTMCell(BuiltinCell):
                  recurrent_bias: bool = False, unit_forget_bias: bool = True,
                  peephole: bool = False, layer_norm: bool = False, proj_size: int = 0,
                  layer_norm_epsilon: float = 1e-5, **kwargs) -> None:
-        if proj_size < 0 or (proj_size and proj_size >= units):
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"units: expected a positive integer, got {units!r}")
+        if (not isinstance(proj_size, (int, np.integer)) or isinstance(proj_size, bool)
+                or proj_size < 0 or (proj_size and proj_size >= units)):
             raise ValueError(f"proj_size: expected 0 or an integer in [1, units={units}), "
                              f"got {proj_size}")
         self.recurrent_bias = recurrent_bias and use_bias

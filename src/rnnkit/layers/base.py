@@ -137,6 +137,8 @@ class Layer(nn.Module):
         config = {"name": self.name, "trainable": self.trainable}
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
+        if self.param_dtype is not None:
+            config["dtype"] = str(self.param_dtype).removeprefix("torch.")
         return config
 
     @classmethod

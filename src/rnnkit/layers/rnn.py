@@ -33,6 +33,9 @@ class RNN(Layer):
     def __init__(self, cell, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
                  zero_output_for_mask: bool = False, backend: str = "auto", **kwargs) -> None:
+        if kwargs.get("input_shape") is None and kwargs.get("input_dim") is not None:
+            # Keras 2's recurrent input_dim gives the features; the time axis stays open.
+            kwargs["input_shape"] = (None, kwargs.pop("input_dim"))
         super().__init__(**kwargs)
         for attribute in ("state_size", "output_size"):
             if not hasattr(cell, attribute):

@@ -87,6 +87,8 @@ def check_finite(value, name: str) -> None:
         return
     if value is None or not value.is_floating_point():
         return
+    if value.device.type == "meta":
+        raise ValueError(f"{name}: expected a tensor with data, got one on the 'meta' device")
     finite = torch.isfinite(value)
     if bool(finite.all()):
         return
