@@ -109,3 +109,22 @@ def fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text}")
     return value
+
+
+def add_training_arguments(group, defaults, *, fractions=("val", "test"),
+                           patience_help: str | None = None) -> None:
+    """The training options every command shares, defaulting to a task config's values.
+
+    ``--epochs``, ``--batch-size``, ``--learning-rate``, ``--patience`` (when the config has
+    one), ``--val-fraction``/``--test-fraction`` for each of ``fractions``, and ``--seed``.
+    """
+    group.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    group.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    if hasattr(defaults, "patience"):
+        group.add_argument("--patience", type=positive_int, default=defaults.patience,
+                           help=patience_help)
+    for part in fractions:
+        group.add_argument(f"--{part}-fraction", type=fraction,
+                           default=getattr(defaults, f"{part}_fraction"))
+    group.add_argument("--seed", type=int, default=0)

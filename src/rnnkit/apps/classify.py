@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.apps._common import UserError, console, fraction, positive_int, results_table
+from rnnkit.apps._common import (
+    UserError,
+    add_training_arguments,
+    console,
+    positive_int,
+    results_table,
+)
 
 NAME = "classify"
 HELP = (
@@ -67,24 +73,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dropout of whole embedding channels",
     )
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    training.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    training.add_argument(
-        "--patience",
-        type=positive_int,
-        default=defaults.patience,
-        help="epochs without a better validation loss before stopping",
+    add_training_arguments(
+        training, defaults, patience_help="epochs without a better validation loss before stopping"
     )
-    training.add_argument("--val-fraction", type=fraction, default=defaults.val_fraction)
-    training.add_argument("--test-fraction", type=fraction, default=defaults.test_fraction)
     training.add_argument(
         "--stratify",
         action=argparse.BooleanOptionalAction,
         default=defaults.stratify,
         help="keep class proportions in each part",
     )
-    training.add_argument("--seed", type=int, default=0)
 
 
 def _load(args) -> tuple[list[str], list[str], str]:

@@ -140,10 +140,10 @@ def _gradient_flow(args, run_dir: Path) -> dict:
     import torch
 
     from rnnkit import plot
+    from rnnkit.data.synthetic import xor_task
     from rnnkit.inspect import gradient_norms
     from rnnkit.layers import GRU, LSTM, Dense, SimpleRNN
     from rnnkit.models import Sequential
-    from rnnkit.data.synthetic import xor_task
 
     x, y = xor_task(args.samples, args.steps, seed=args.seed)
     norms = {}

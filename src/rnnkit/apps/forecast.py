@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.apps._common import UserError, console, fraction, positive_int, results_table
+from rnnkit.apps._common import (
+    UserError,
+    add_training_arguments,
+    console,
+    positive_int,
+    results_table,
+)
 
 NAME = "forecast"
 HELP = ("Forecast a univariate time series with an LSTM, GRU or SimpleRNN and compare it with "
@@ -42,13 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "network fed its own forecasts")
     task.add_argument("--target", choices=("delta", "level"), default=defaults.target)
     task.add_argument("--scaler", choices=("minmax", "standard"), default=defaults.scaler)
-    task.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    task.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    task.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    task.add_argument("--patience", type=positive_int, default=defaults.patience)
-    task.add_argument("--val-fraction", type=fraction, default=defaults.val_fraction)
-    task.add_argument("--test-fraction", type=fraction, default=defaults.test_fraction)
-    task.add_argument("--seed", type=int, default=0)
+    add_training_arguments(task, defaults)
 
 
 def _load(args) -> tuple[np.ndarray, int, str]:

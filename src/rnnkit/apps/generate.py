@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.apps._common import UserError, console, fraction, positive_int, results_table
+from rnnkit.apps._common import (
+    UserError,
+    add_training_arguments,
+    console,
+    positive_int,
+    results_table,
+)
 
 NAME = "generate"
 HELP = (
@@ -49,12 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.sequence_length,
         help="characters per training window (and context when sampling)",
     )
-    training.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    training.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    training.add_argument("--patience", type=positive_int, default=defaults.patience)
-    training.add_argument("--val-fraction", type=fraction, default=defaults.val_fraction)
-    training.add_argument("--seed", type=int, default=0)
+    add_training_arguments(training, defaults, fractions=("val",))
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument(
         "--model",

@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from rnnkit.apps._common import UserError, console, fraction, positive_int, results_table
+from rnnkit.apps._common import (
+    UserError,
+    add_training_arguments,
+    console,
+    positive_int,
+    results_table,
+)
 
 NAME = "tag"
 HELP = (
@@ -64,18 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--dropout", type=float, default=defaults.dropout)
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    training.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    training.add_argument(
-        "--patience",
-        type=positive_int,
-        default=defaults.patience,
-        help="epochs without a better validation entity F1 before stopping",
+    add_training_arguments(
+        training, defaults,
+        patience_help="epochs without a better validation entity F1 before stopping",
     )
-    training.add_argument("--val-fraction", type=fraction, default=defaults.val_fraction)
-    training.add_argument("--test-fraction", type=fraction, default=defaults.test_fraction)
-    training.add_argument("--seed", type=int, default=0)
 
 
 def _load(args) -> tuple[list, list, str]:

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnkit.apps._common import UserError, console, fraction, positive_int, results_table
+from rnnkit.apps._common import (
+    UserError,
+    add_training_arguments,
+    console,
+    positive_int,
+    results_table,
+)
 
 NAME = "translate"
 HELP = ("Train a sequence-to-sequence model with attention (default: human-written dates to ISO "
@@ -47,12 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--units", type=positive_int, default=defaults.units)
     model.add_argument("--embedding-dim", type=positive_int, default=defaults.embedding_dim)
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    training.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    training.add_argument("--patience", type=positive_int, default=defaults.patience,
-                          help="stop after this many epochs without a lower validation loss; "
-                               "the best epoch's weights are kept")
+    add_training_arguments(training, defaults,
+                           patience_help="stop after this many epochs without a lower validation "
+                                         "loss; the best epoch's weights are kept")
     training.add_argument("--teacher-forcing", type=probability, default=defaults.teacher_forcing,
                           help="probability of feeding the gold token in the first epoch; below "
                                "1 the model's own previous output is fed otherwise (scheduled "
@@ -60,9 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--teacher-forcing-end", type=probability,
                           help="decay the probability linearly to this by the last epoch "
                                "(default: constant)")
-    training.add_argument("--val-fraction", type=fraction, default=defaults.val_fraction)
-    training.add_argument("--test-fraction", type=fraction, default=defaults.test_fraction)
-    training.add_argument("--seed", type=int, default=0)
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--beam-size", type=positive_int, default=defaults.beam_size,
                           help="1: greedy decoding; the headline metrics use this decoder")
