@@ -3,8 +3,12 @@
 CPU time (process_time) with one torch thread; medians over interleaved repeats.
 usage: python bench/fit_overhead.py {lstm|linear} [metric ...]
 """
-import sys, time
-import numpy as np, torch
+import sys
+import time
+
+import numpy as np
+import torch
+
 from rnnkit.layers import LSTM, Dense, Flatten
 from rnnkit.models import Sequential
 from rnnkit.optimizers import Adam
@@ -47,8 +51,12 @@ hand_epoch(hand, optimizer)
 fit(fitted, X, y, batch_size=1, verbose=0)
 hands, fits = [], []
 for _ in range(int(dict(lstm=5, linear=15)[kind])):
-    start = time.process_time(); hand_epoch(hand, optimizer); hands.append(time.process_time() - start)
-    start = time.process_time(); fit(fitted, X, y, batch_size=1, verbose=0); fits.append(time.process_time() - start)
+    start = time.process_time()
+    hand_epoch(hand, optimizer)
+    hands.append(time.process_time() - start)
+    start = time.process_time()
+    fit(fitted, X, y, batch_size=1, verbose=0)
+    fits.append(time.process_time() - start)
 h, f = np.median(hands) / 790 * 1e6, np.median(fits) / 790 * 1e6
 print(f"{kind} metrics={metrics}: hand loop {h:.0f} us/batch, fit {f:.0f} us/batch, "
       f"overhead {f - h:.0f} us/batch")

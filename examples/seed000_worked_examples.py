@@ -19,8 +19,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnnkit.layers import GRU, LSTM
-
 from rnnkit.inspect.seed000 import (  # the seed's numbers, read as the docstring says
     C_PREV,
     H_PREV,
@@ -28,6 +26,7 @@ from rnnkit.inspect.seed000 import (  # the seed's numbers, read as the docstrin
     gru_keras_weights,
     lstm_keras_weights,
 )
+from rnnkit.layers import GRU, LSTM
 
 C_PREV, H_PREV = np.array(C_PREV), np.array(H_PREV)
 

@@ -104,7 +104,7 @@ def build_model(config: ForecastConfig):
 
 
 def predict_scaled(model, windows: np.ndarray, config: ForecastConfig) -> np.ndarray:
-    """Forecast ``horizon`` scaled levels from scaled windows ``(N, window)`` -> ``(N, horizon)``."""
+    """Forecast ``horizon`` scaled levels from scaled windows, ``(N, window) -> (N, horizon)``."""
     delta = config.target == "delta"
     if config.strategy == "direct":
         anchor = windows[:, -1:] if delta else 0.0

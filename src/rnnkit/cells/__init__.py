@@ -1,4 +1,4 @@
-"""Reference recurrent cells: one step each, in plain torch, with the equations in the docstrings."""
+"""Reference recurrent cells: one step each, in plain torch, equations in the docstrings."""
 
 from rnnkit.cells.base import BuiltinCell, CellSpec, CellWeights
 from rnnkit.cells.gru import GRUCell

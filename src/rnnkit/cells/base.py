@@ -38,8 +38,8 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 class CellSpec:
     """Everything about a built-in cell except its weights.
 
-    ``activation``/``recurrent_activation`` are Keras names; a user callable makes the cell run on the
-    reference path only.
+    ``activation``/``recurrent_activation`` are Keras names; a user callable makes the cell run on
+    the reference path only.
     """
 
     family: str
@@ -100,7 +100,8 @@ class BuiltinCell(nn.Module):
                  recurrent_dropout: float = 0.0, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         for rate_name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not isinstance(rate, (int, float, np.integer, np.floating)) or isinstance(rate, bool):
+            numeric = isinstance(rate, (int, float, np.integer, np.floating))
+            if not numeric or isinstance(rate, bool):
                 raise TypeError(f"{rate_name}: expected a float in [0, 1), got "
                                 f"{type(rate).__name__} {rate!r}")
             if not 0.0 <= rate < 1.0:
@@ -225,7 +226,8 @@ class BuiltinCell(nn.Module):
 
     # -- step ------------------------------------------------------------------------------------
     def forward(self, inputs: torch.Tensor, state, recurrent_mask: torch.Tensor | None = None):
-        """One step: ``inputs (B, I)``, ``state`` a tuple of ``(B, s)`` -> ``(y (B, out), state)``."""
+        """One step: ``inputs (B, I)``, ``state`` a tuple of ``(B, s)`` -> ``(y (B, out), state)``.
+        """
         if not self.built:
             self.build(inputs.shape[-1])
         state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
@@ -249,7 +251,9 @@ class BoundCell:
     """A built-in cell's step bound to tensors owned elsewhere (the ``rnnkit.nn`` drop-ins).
 
     It satisfies the cell protocol and exposes ``spec``/``weights()`` like a :class:`BuiltinCell`,
-    so :func:`rnnkit.kernels.run_sequence` treats both alike.
+    so :func:`rnnkit.kernels.run_sequence` treats both alike. Its spec and tensor objects are fixed,
+    so the kernels may keep what they derive from them in ``kernel_cache`` (see
+    :mod:`rnnkit.kernels.fused`), checked against the tensors' layout and version on every call.
     """
 
     def __init__(self, cell_class: type[BuiltinCell], spec: CellSpec, weights: CellWeights):
@@ -257,6 +261,7 @@ class BoundCell:
         self.family = cell_class.family
         self.spec = spec
         self._weights = weights
+        self.kernel_cache = None
 
     def weights(self) -> CellWeights:
         return self._weights

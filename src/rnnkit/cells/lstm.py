@@ -22,7 +22,8 @@ Options:
       h_t = o_t ⊙ tanh(LN(c_t; α3, β3))
 
   The un-normalised ``c_t`` is the carried state.
-- ``proj_size=P`` (as torch.nn.LSTM): ``h_t = W_hr (o_t ⊙ tanh(c_t))`` with ``weight_hr (P, H)``; h is
+- ``proj_size=P`` (as torch.nn.LSTM): ``h_t = W_hr (o_t ⊙ tanh(c_t))`` with ``weight_hr (P, H)``;
+  h is
   ``(B, P)`` and ``weight_hh`` is ``(4H, P)``.
 - ``unit_forget_bias=True`` (Keras's default): the forget-gate bias starts at 1.
 

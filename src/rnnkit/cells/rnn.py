@@ -21,7 +21,8 @@ from rnnkit.cells.base import BuiltinCell, CellSpec, CellWeights, affine
 
 
 class SimpleRNNCell(BuiltinCell):
-    """Elman cell ``h_t = act(W x_t + U h_{t-1} + b)``; ``recurrent_bias`` adds torch's ``bias_hh``."""
+    """Elman cell ``h_t = act(W x_t + U h_{t-1} + b)``; ``recurrent_bias`` adds torch's
+    ``bias_hh``."""
 
     family = "rnn"
     config_options = ("recurrent_bias",)

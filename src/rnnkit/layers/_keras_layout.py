@@ -19,7 +19,7 @@ _LAYER_NORM = ("ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias", "ln_c
 
 
 def _reorder_gates(cell: BuiltinCell, tensor: torch.Tensor) -> torch.Tensor:
-    """Swap the first two gate blocks of a GRU (r, z, n <-> z, r, h); the swap is its own inverse."""
+    """Swap the first two gate blocks of a GRU (r, z, n <-> z, r, h): its own inverse."""
     if cell.family != "gru":
         return tensor
     reset, update, candidate = tensor.chunk(3, dim=0)

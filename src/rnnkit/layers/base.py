@@ -9,7 +9,8 @@ tensors. The protocol, shared with :class:`rnnkit.models.Sequential` and the fun
 - ``compute_mask(inputs, mask)`` returns the mask for the next layer (passes it through by default
   when ``supports_masking``, drops it otherwise).
 - ``compute_output_shape(input_shape)`` gives the output shape, ``None`` for unknown dims.
-- ``get_weights()``/``set_weights()`` use Keras's layout and order; ``count_params()`` Keras's count.
+- ``get_weights()``/``set_weights()`` use Keras's layout and order; ``count_params()`` counts as
+  Keras does.
 - ``get_config()``/``from_config()`` round-trip the constructor arguments.
 
 ``training=None`` means "follow ``self.training``" (``model.train()``/``model.eval()``).
@@ -87,7 +88,7 @@ class Layer(nn.Module):
         return self.call(inputs, *args, mask=mask, training=training, **kwargs)
 
     def _convert_inputs(self, inputs):
-        """NumPy becomes a tensor; floating NumPy input is cast to the layer's dtype, as Keras does."""
+        """NumPy becomes a tensor; floating NumPy input is cast to the layer's dtype (as Keras)."""
         if isinstance(inputs, (list, tuple)):
             return type(inputs)(self._convert_inputs(x) for x in inputs)
         if isinstance(inputs, torch.Tensor) or inputs is None:

@@ -103,7 +103,8 @@ class SimpleRNN(_BuiltinRNN):
 
 
 class LSTM(_BuiltinRNN):
-    """Keras's ``LSTM`` (gates i, f, c, o), with rnnkit's ``peephole``, ``layer_norm``, ``proj_size``.
+    """Keras's ``LSTM`` (gates i, f, c, o), plus rnnkit's ``peephole``, ``layer_norm``,
+    ``proj_size``.
 
     Inputs ``(B, T, I)``; outputs ``(B, T, H)`` or ``(B, H)``; states ``[h (B, H), c (B, H)]``.
     """
