@@ -34,6 +34,7 @@ import step as step_bench  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 FULL = {"batch": (1, 8, 32, 64), "steps": (10, 100), "hidden": (32, 64, 128, 256, 512)}
 QUICK = {"batch": (1, 32), "steps": (10, 100), "hidden": (32, 128)}
+SMALL_GRID = {"batch": (1, 8, 32), "steps": (10, 100), "hidden": (32, 64, 128)}  # the issue's
 LARGE = (64, 100, 256, 512)  # (B, T, I, H) of the large-size target
 SMALL = {"batch": 32, "hidden": 128}  # small sizes: B <= 32 and H <= 128
 
@@ -228,10 +229,43 @@ def check_targets(rows, step_rows, peaks) -> list[dict]:
     return checks
 
 
+def markdown_summary(result: dict) -> str:
+    """The run as Markdown for the README: per variant and size, rnnkit's speedup over its
+    baseline (ms in brackets), then the target checks."""
+    rows = [r for r in result["grid"] if r.get("speedup")]
+    lines = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant and r["threads"] == 1]
+        if not mine:
+            continue
+        baseline = mine[0]["baseline"]
+        sizes = sorted({(r["batch"], r["hidden"]) for r in mine})
+        steps = sorted({r["steps"] for r in mine})
+        lines += [f"**{variant}** vs {baseline}, 1 thread: speedup (ms: rnnkit / {baseline})", "",
+                  "| B, H | " + " | ".join(f"T={t}" for t in steps) + " |",
+                  "|---|" + "---|" * len(steps)]
+        for batch, hidden in sizes:
+            cells = []
+            for t in steps:
+                found = [r for r in mine
+                         if (r["batch"], r["hidden"], r["steps"]) == (batch, hidden, t)]
+                cells.append("" if not found else "{:.2f}x ({:.3g} / {:.3g})".format(
+                    found[0]["speedup"], found[0]["ms"]["rnnkit"], found[0]["ms"][baseline]))
+            lines.append(f"| {batch}, {hidden} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["| target | measured | goal | met |", "|---|---|---|---|"]
+    lines += [f"| {c['target']} | {c['value']} | {c['goal']} | {'yes' if c['met'] else 'no'} |"
+              for c in result["targets"]]
+    return "\n".join(lines) + "\n"
+
+
 # -- main ---------------------------------------------------------------------------------------
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a subset of the grid (minutes)")
+    parser.add_argument("--small", action="store_true",
+                        help="the small-size grid of the targets (B <= 32, H <= 128) and the "
+                             "large target")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch/BLAS/TF threads for the grid (default 1)")
     parser.add_argument("--large-threads", type=int, nargs="*", default=None,
@@ -251,7 +285,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
-    grid = QUICK if args.quick else FULL
+    grid = QUICK if args.quick else SMALL_GRID if args.small else FULL
+    kind = "quick" if args.quick else "small" if args.small else "full"
     cores = os.cpu_count() or 1
     large_threads = args.large_threads or sorted({1, cores})
     print(f"torch {torch.__version__}, oneDNN (mkldnn) enabled: {torch.backends.mkldnn.enabled}, "
@@ -314,11 +349,12 @@ def main(argv=None) -> int:
         "targets": checks,
     }
     out = args.out or RESULTS / (
-        f"{'quick' if args.quick else 'full'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {out}")
+    out.with_suffix(".md").write_text(markdown_summary(result))
+    print(f"\nwrote {out} and {out.with_suffix('.md').name}")
     return 0
 
 
