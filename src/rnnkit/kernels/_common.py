@@ -46,13 +46,15 @@ def codes_of(spec) -> tuple[int, int] | None:
 def run_inputs_fit(inputs: torch.Tensor, state, state_size, mask, recurrent_mask) -> bool:
     """Whether a call's runtime arguments suit a kernel (else the reference loop runs it).
 
-    States must be ``(B, state_size[k])``, the mask a ``(B, T)`` bool CPU tensor and the recurrent
-    mask broadcastable to ``(B, state_size[0])`` and free of autograd.
+    States must be ``None`` (zeros) or ``(B, state_size[k])``, the mask a ``(B, T)`` bool CPU
+    tensor and the recurrent mask broadcastable to ``(B, state_size[0])`` and free of autograd.
     """
     batch, steps = inputs.shape[:2]
-    if len(state) != len(state_size) or not tensors_fit(state, inputs.dtype):
-        return False
-    if any(tuple(s.shape) != (batch, size) for s, size in zip(state, state_size)):
+    if state is not None and not (
+        len(state) == len(state_size)
+        and tensors_fit(state, inputs.dtype)
+        and all(tuple(s.shape) == (batch, size) for s, size in zip(state, state_size))
+    ):
         return False
     if mask is not None and (
         mask.device.type != "cpu" or mask.dtype != torch.bool or tuple(mask.shape) != (batch, steps)
@@ -97,30 +99,9 @@ def transposed(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.T)
 
 
-def needs_autograd(*tensors) -> bool:
-    """Whether a call must go through autograd: grad mode on and some tensor requiring grad.
-    Otherwise the kernels run their forward alone, without an ``autograd.Function`` around it."""
-    return torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in tensors
-    )
-
-
-def broadcast_state(tensor: torch.Tensor, batch: int, size: int) -> torch.Tensor:
-    """A ``(1, s)`` or ``(B, s)`` state as ``(B, s)`` (no op, and no autograd node, if it is)."""
-    return tensor if tensor.shape[0] == batch else tensor.expand(batch, size)
-
-
-def gradients(arrays, needs) -> tuple:
-    """Tensors sharing the arrays' memory, ``None`` where ``needs`` is False."""
-    return tuple(
-        torch.from_numpy(array) if need else None for array, need in zip(arrays, needs)
-    )
-
-
-def plan_of(cell, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool, codes) -> Plan:
-    """The :class:`Plan` of one call (masks broadcast to full arrays)."""
+def plan_of(spec, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool, codes) -> Plan:
+    """The :class:`Plan` of one call of ``spec``'s kernel (masks broadcast to full arrays)."""
     batch, steps = inputs.shape[:2]
-    spec = cell.spec
     if mask is None:
         keep = np.ones((batch, steps), dtype=np.bool_)
     else:

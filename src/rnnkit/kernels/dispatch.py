@@ -8,6 +8,8 @@ from rnnkit.kernels.reference import run_reference
 
 BACKENDS = ("auto", "fused", "reference")
 
+_select = None  # rnnkit.kernels.fused.select, once imported
+
 
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
@@ -21,19 +23,24 @@ def fused_runner(cell, inputs: torch.Tensor):
     The runner has the signature ``runner(cell, inputs, state, mask, recurrent_mask,
     zero_output_for_mask) -> (outputs (B, T, O), final_state)``; see :mod:`rnnkit.kernels.fused`.
     """
-    # Imported here so that ``import rnnkit`` does not pay for importing numba.
-    from rnnkit.kernels.fused import select
+    global _select
+    if _select is None:
+        # Imported on first use so that ``import rnnkit`` does not pay for importing numba.
+        from rnnkit.kernels.fused import select
 
-    return select(cell, inputs)
+        _select = select
+    return _select(cell, inputs)
 
 
-def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],
+def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | None,
                  mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
                  zero_output_for_mask: bool = False, backend: str = "auto"):
     """Run ``cell`` over ``inputs (B, T, I)``; returns ``(outputs (B, T, O), final_state)``.
 
-    ``mask (B, T)`` is boolean, True on real steps. ``recurrent_mask (B, H_rec)`` is a fixed
-    recurrent-dropout mask (already scaled by ``1 / (1 - rate)``).
+    ``state`` is a tuple of ``(B, state_size[k])`` tensors, or ``None`` for zeros (which the
+    kernels then make as arrays, outside autograd). ``mask (B, T)`` is boolean, True on real steps.
+    ``recurrent_mask (B, H_rec)`` is a fixed recurrent-dropout mask (already scaled by
+    ``1 / (1 - rate)``).
     """
     check_backend(backend)
     if backend != "reference":

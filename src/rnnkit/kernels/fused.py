@@ -1,24 +1,37 @@
-"""Which fused kernel, if any, runs a cell: the checks behind ``dispatch.fused_runner``.
+"""Which fused kernel, if any, runs a cell, and the one ``autograd.Function`` that runs it.
 
 A kernel applies to a built-in cell (or a :class:`~rnnkit.cells.base.BoundCell` of one) whose step
 is the library's own, on CPU float32/float64 tensors, with activations the kernels know. Anything
 else (user cells or callables, CUDA, other dtypes, mismatched shapes) is left to the reference
 loop, which runs it or raises the precise error.
+
+Each family module (:mod:`~rnnkit.kernels.lstm`, :mod:`~rnnkit.kernels.gru`,
+:mod:`~rnnkit.kernels.rnn`) offers the same array-level interface, driven from here:
+``supports(spec, weights)``, ``weight_tensors(spec, weights)`` (the tensors it reads, ``None``
+where an option is off), ``prepare(spec, tensors, dtype)`` (their arrays),
+``forward(plan, x, states, prepared) -> (outputs, finals, saved)`` and
+``backward(plan, saved, d_outputs, d_finals, needs)`` (gradients of ``(x, *states, *tensors)``).
+
+A :class:`BoundCell`'s spec and tensor objects are fixed, so its decision and its weights' arrays
+are kept in ``cell.kernel_cache`` and reused while every tensor keeps its dtype, device, shape,
+strides, storage and version (in-place updates such as an optimizer step bump the version).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
+import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import CELL_CLASSES
 from rnnkit.cells.base import GATES, BoundCell, BuiltinCell
 from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.kernels._common import (
     NUMPY_DTYPES,
+    Plan,
+    as_array,
     blas_available,
+    blas_threads,
     codes_of,
     plan_of,
     run_inputs_fit,
@@ -26,12 +39,7 @@ from rnnkit.kernels._common import (
 )
 from rnnkit.kernels.reference import run_reference
 
-KERNELS = {
-    "rnn": (rnn.supports, rnn.run_simple_rnn),
-    "lstm": (lstm.supports, lstm.run_lstm),
-    "gru": (gru.supports, gru.run_gru),
-}
-
+KERNELS = {"rnn": rnn, "lstm": lstm, "gru": gru}
 
 STEP_METHODS = ("step", "step_with_gates")
 
@@ -100,26 +108,189 @@ def _weights_fit(spec, weights, inputs: torch.Tensor) -> bool:
     )
 
 
-def select(cell, inputs: torch.Tensor) -> Callable | None:
-    """The runner for ``cell`` on ``inputs (B, T, I)``, or ``None`` when no kernel applies."""
+def select(cell, inputs: torch.Tensor):
+    """The runner for ``cell`` on ``inputs (B, T, I)``, or ``None`` when no kernel applies.
+
+    The runner is called as ``runner(cell, inputs, state, mask, recurrent_mask,
+    zero_output_for_mask)``.
+    """
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3 or 0 in inputs.shape:
         return None
+    if type(cell) is BoundCell:
+        return _cached_kernel(cell, inputs)
+    kernel = _bind_kernel(cell, inputs)
+    return None if kernel is None else kernel.run
+
+
+def _bind_kernel(cell, inputs: torch.Tensor) -> BoundKernel | None:
+    """The kernel bound to ``cell``'s tensors, or ``None`` when none applies to ``inputs``."""
     if inputs.device.type != "cpu" or inputs.dtype not in NUMPY_DTYPES or not blas_available():
         return None
     if not _is_builtin_step(cell):
         return None
     spec, weights = cell.spec, cell.weights()
-    supports, kernel = KERNELS[cell.family]
+    family = KERNELS[cell.family]
     codes = codes_of(spec)
-    if codes is None or not _weights_fit(spec, weights, inputs) or not supports(spec, weights):
+    if codes is None or not _weights_fit(spec, weights, inputs):
         return None
-    return partial(_run_fused, kernel, codes)
+    if not family.supports(spec, weights):
+        return None
+    return BoundKernel(family, spec, codes, family.weight_tensors(spec, weights), inputs.dtype)
 
 
-def _run_fused(kernel, codes, cell, inputs, state, mask, recurrent_mask, zero_output_for_mask):
-    """Run ``kernel``; arguments it cannot take (e.g. a state of another dtype) go to the loop."""
-    state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-    if not run_inputs_fit(inputs, state, cell.state_size, mask, recurrent_mask):
-        return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
-    plan = plan_of(cell, inputs, mask, recurrent_mask, zero_output_for_mask, codes)
-    return kernel(cell, inputs, state, plan)
+def _cached_kernel(cell: BoundCell, inputs: torch.Tensor):
+    """:func:`select` for a :class:`BoundCell`, through its ``kernel_cache``.
+
+    The decision depends on the inputs' dtype, device and width and on each tensor's dtype,
+    device and shape; the arrays also on its strides, storage and version. Keeping the arrays
+    keeps the old storage alive, so a new tensor cannot reuse its address unnoticed.
+    """
+    tensors = [t for t in cell.weights() if t is not None]
+    layout = (
+        inputs.dtype,
+        inputs.device,
+        inputs.shape[2],
+        *((t.dtype, t.device, t.shape, t.stride()) for t in tensors),
+    )
+    contents = tuple((t.data_ptr(), t._version) for t in tensors)
+    cached = cell.kernel_cache
+    if cached is not None and cached[0] == layout:
+        kernel = cached[2]
+        if kernel is not None and cached[1] != contents:
+            kernel = kernel.refreshed()
+            cell.kernel_cache = (layout, contents, kernel)
+    else:
+        kernel = _bind_kernel(cell, inputs)
+        cell.kernel_cache = (layout, contents, kernel)
+    return None if kernel is None else kernel.run
+
+
+# Plans kept per bound kernel, one per (batch, steps, zero_output, threads) seen lately.
+MAX_PLANS = 8
+
+
+class BoundKernel:
+    """One family's kernel bound to one cell's tensors (in ``weight_tensors`` order) and their
+    arrays; :meth:`run` is the runner :func:`select` returns."""
+
+    def __init__(self, family, spec, codes: tuple[int, int], tensors: tuple, dtype) -> None:
+        self.family, self.spec, self.codes, self.dtype = family, spec, codes, dtype
+        self.tensors = tensors
+        self.weights = tuple(t for t in tensors if t is not None)
+        self.prepared = family.prepare(spec, tensors, dtype)
+        self.plans: dict[tuple, Plan] = {}
+
+    def refreshed(self) -> BoundKernel:
+        """The same kernel with its arrays taken again from the tensors' current values."""
+        return BoundKernel(self.family, self.spec, self.codes, self.tensors, self.dtype)
+
+    def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
+        """The call's :class:`Plan`; without masks it depends on the shapes alone and is kept."""
+        if mask is not None or recurrent_mask is not None:
+            return plan_of(self.spec, inputs, mask, recurrent_mask, zero_output, self.codes)
+        key = (inputs.shape[0], inputs.shape[1], bool(zero_output), torch.get_num_threads())
+        plan = self.plans.get(key)
+        if plan is None:
+            if len(self.plans) >= MAX_PLANS:
+                self.plans.clear()
+            plan = plan_of(self.spec, inputs, None, None, zero_output, self.codes)
+            self.plans[key] = plan
+        return plan
+
+    def run(
+        self,
+        cell,
+        inputs: torch.Tensor,
+        state,
+        mask=None,
+        recurrent_mask=None,
+        zero_output_for_mask: bool = False,
+    ):
+        """``inputs (B, T, I)`` -> ``(outputs (B, T, O), final_state)``. ``state`` may be
+        ``None`` (zeros); arguments the kernel cannot take (e.g. a state of another dtype) go to
+        the reference loop."""
+        if state is not None:
+            state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+        if not run_inputs_fit(inputs, state, cell.state_size, mask, recurrent_mask):
+            return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
+        plan = self.plan(inputs, mask, recurrent_mask, zero_output_for_mask)
+        batch, sizes = inputs.shape[0], cell.state_size
+        if state is None:
+            state = (None,) * len(sizes)
+            state_arrays = [np.zeros((batch, size), NUMPY_DTYPES[self.dtype]) for size in sizes]
+        else:
+            state_arrays = [as_array(s) for s in state]
+        everything = (inputs, *state, *self.tensors)
+        tracked = (
+            [
+                position
+                for position, tensor in enumerate(everything)
+                if tensor is not None and tensor.requires_grad
+            ]
+            if torch.is_grad_enabled()
+            else []
+        )
+        call = FusedCall(self, plan, as_array(inputs), state_arrays, tracked)
+        if not tracked:
+            with blas_threads(plan.threads):
+                outputs, finals, _ = self.family.forward(plan, call.x, state_arrays, self.prepared)
+            return torch.from_numpy(outputs), tuple(torch.from_numpy(f) for f in finals)
+        outputs, *finals = FusedSequence.apply(call, *(everything[p] for p in tracked))
+        return outputs, tuple(finals)
+
+
+class FusedCall:
+    """What one call hands its ``FusedSequence`` besides the tracked tensors: the bound kernel,
+    plan, input and state arrays, and the positions in ``(x, *states, *tensors)`` of the tensors
+    autograd tracks."""
+
+    __slots__ = ("kernel", "plan", "x", "states", "tracked")
+
+    def __init__(self, kernel: BoundKernel, plan: Plan, x, states, tracked) -> None:
+        self.kernel, self.plan, self.x, self.states, self.tracked = kernel, plan, x, states, tracked
+
+
+class FusedSequence(torch.autograd.Function):
+    """``(call, *tracked)`` -> ``(outputs (B, T, O), *finals (B, s))``.
+
+    Only the tensors that need gradients go through autograd (each one costs it time); the
+    others reach the kernel as the arrays in ``call``.
+    """
+
+    @staticmethod
+    def forward(ctx, call: FusedCall, *tracked):
+        kernel, plan = call.kernel, call.plan
+        with blas_threads(plan.threads):
+            outputs, finals, saved = kernel.family.forward(
+                plan, call.x, call.states, kernel.prepared
+            )
+        ctx.call, ctx.saved = call, saved
+        ctx.set_materialize_grads(False)
+        # The arrays view the weights' memory: the version check catches in-place updates.
+        ctx.save_for_backward(*kernel.weights)
+        return torch.from_numpy(outputs), *(torch.from_numpy(f) for f in finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_outputs, *d_finals):
+        call = ctx.call
+        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
+        kernel, plan = call.kernel, call.plan
+        needs = [False] * (1 + len(call.states) + len(kernel.tensors))
+        for position, need in zip(call.tracked, ctx.needs_input_grad[1:]):
+            needs[position] = need
+        if d_outputs is None:
+            batch, steps = call.x.shape[:2]
+            d_outputs = np.zeros((batch, steps, call.states[0].shape[1]), call.x.dtype)
+        else:
+            d_outputs = as_array(d_outputs)
+        d_finals = [
+            np.zeros_like(state) if d is None else d.detach().numpy()
+            for d, state in zip(d_finals, call.states)
+        ]
+        with blas_threads(plan.threads):
+            grads = kernel.family.backward(plan, ctx.saved, d_outputs, d_finals, needs)
+        return None, *(
+            torch.from_numpy(grads[position]) if needs[position] else None
+            for position in call.tracked
+        )

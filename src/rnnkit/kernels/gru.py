@@ -10,25 +10,15 @@ With ``x̂_t = W x_t + b_ih`` (plus the parts of ``b_hh`` that add straight to i
 
 The forward is one compiled call: ``x̂`` for all steps as one GEMM, then per step the recurrent
 GEMM (two when the reset gate comes first) and one fused elementwise pass. The backward is one
-compiled call too, ending with one GEMM per weight gradient.
+compiled call too, ending with one GEMM per weight gradient. The ``autograd.Function`` of
+:mod:`rnnkit.kernels.fused` drives them through this module's array-level interface.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch.autograd.function import once_differentiable
 
-from rnnkit.kernels._common import (
-    Plan,
-    arrays_of,
-    as_array,
-    blas_threads,
-    broadcast_state,
-    gradients,
-    needs_autograd,
-    transposed,
-)
+from rnnkit.kernels._common import Plan, arrays_of, blas_threads, transposed
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -235,45 +225,6 @@ def _recurrent_blocks(weight_hh: np.ndarray, reset_after: bool):
     return weight_hh[: 2 * hidden], weight_hh[2 * hidden :]
 
 
-class GRUSequence(torch.autograd.Function):
-    """``(x (B, T, I), h0 (B, H), weight_ih, weight_hh, bias_ih, bias_hh)`` ->
-    ``(outputs (B, T, H), h_T (B, H))``; absent biases are ``None``."""
-
-    @staticmethod
-    def forward(ctx, plan: Plan, x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
-        arrays = arrays_of(x.dtype, x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-        outputs, h_final, saved, blocks = gru_forward_arrays(plan, *arrays)
-        ctx.plan, ctx.arrays = plan, (saved, blocks, arrays)
-        ctx.save_for_backward(weight_ih, weight_hh)  # version check on in-place updates
-        return torch.from_numpy(outputs), torch.from_numpy(h_final)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_outputs, d_final):
-        plan, (saved, blocks, (x_, h0_, w_ih, *_)) = ctx.plan, ctx.arrays
-        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
-        needs = ctx.needs_input_grad[1:]  # x, h0, weight_ih, weight_hh, bias_ih, bias_hh
-        dtype = x_.dtype
-        batch, steps, features = x_.shape
-        hidden = h0_.shape[1]
-        d_h = np.array(d_final.detach().numpy(), dtype, order="C")  # a copy: filled in place
-        grads = (
-            np.empty((batch if needs[0] else 0, steps, features), dtype),
-            d_h,
-            np.empty((3 * hidden, features) if needs[2] else (0, 0), dtype),
-            np.empty((3 * hidden, hidden) if needs[3] else (0, 0), dtype),
-            np.empty(3 * hidden if needs[4] else 0, dtype),
-            np.empty(3 * hidden if needs[5] else 0, dtype),
-        )
-        need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
-        with blas_threads(plan.threads):
-            gru_backward(as_array(d_outputs), d_h, *saved, w_ih, *blocks,
-                         bool(plan.spec.reset_after), plan.keep, plan.recurrent,
-                         plan.zero_output, plan.activation, plan.recurrent_activation, need,
-                         grads[0], *grads[2:])
-        return (None, *gradients(grads, needs))
-
-
 def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     """Run the compiled forward; returns ``(outputs, h_T, saved, blocks)`` as arrays."""
     batch, steps, features = x_.shape
@@ -296,19 +247,47 @@ def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     return outputs, h_final, saved, (first, n_block)
 
 
+FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
 def supports(spec, weights) -> bool:
     """Both GRU forms have a kernel."""
     return True
 
 
-def run_gru(cell, inputs, state, plan: Plan):
-    """Fused GRU: ``inputs (B, T, I)`` -> ``(outputs (B, T, H), (h_T,))``."""
-    weights = cell.weights()
-    h0 = broadcast_state(state[0], inputs.shape[0], cell.spec.hidden_size)
-    tensors = (inputs, h0, weights.weight_ih, weights.weight_hh, weights.bias_ih,
-               weights.bias_hh)
-    if needs_autograd(*tensors):
-        outputs, h_final = GRUSequence.apply(plan, *tensors)
-        return outputs, (h_final,)
-    outputs, h_final, _, _ = gru_forward_arrays(plan, *arrays_of(inputs.dtype, *tensors))
-    return torch.from_numpy(outputs), (torch.from_numpy(h_final),)
+def weight_tensors(spec, weights) -> tuple:
+    """The tensors in :data:`FIELDS` order (``None`` for absent biases)."""
+    return tuple(getattr(weights, name) for name in FIELDS)
+
+
+def prepare(spec, tensors, dtype) -> tuple:
+    """The weights as arrays (views where the tensors are contiguous; absent biases empty)."""
+    return tuple(arrays_of(dtype, *tensors))
+
+
+def forward(plan: Plan, x, states, prepared):
+    """``x (B, T, I)``, ``states = [h0 (B, H)]`` -> ``(outputs (B, T, H), [h_T], saved)``."""
+    outputs, h_final, saved, blocks = gru_forward_arrays(plan, x, states[0], *prepared)
+    return outputs, (h_final,), (saved, blocks, x, prepared[0])
+
+
+def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
+    """The gradients of ``(x, h0, *FIELDS)`` flagged in ``needs`` (others empty)."""
+    loop_saved, blocks, x, weight_ih = saved
+    dtype = x.dtype
+    batch, steps, features = x.shape
+    hidden = blocks[0].shape[1]
+    d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
+    grads = (
+        np.empty((batch if needs[0] else 0, steps, features), dtype),
+        d_h,
+        np.empty((3 * hidden, features) if needs[2] else (0, 0), dtype),
+        np.empty((3 * hidden, hidden) if needs[3] else (0, 0), dtype),
+        np.empty(3 * hidden if needs[4] else 0, dtype),
+        np.empty(3 * hidden if needs[5] else 0, dtype),
+    )
+    need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+    gru_backward(d_outputs, d_h, *loop_saved, weight_ih, *blocks, bool(plan.spec.reset_after),
+                 plan.keep, plan.recurrent, plan.zero_output, plan.activation,
+                 plan.recurrent_activation, need, grads[0], *grads[2:])
+    return grads

@@ -15,14 +15,18 @@ def _call_cell(cell, x_t, state, recurrent_mask):
     return cell(x_t, state, recurrent_mask=recurrent_mask)
 
 
-def run_reference(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...],
+def run_reference(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | None,
                   mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
                   zero_output_for_mask: bool = False):
     """Run ``cell`` over ``inputs (B, T, I)`` from ``state``; returns ``(outputs, state)``.
 
-    Where ``mask[b, t]`` is False the state is carried unchanged and the output repeats the
-    previous one (zeros before the first real step), or is zero if ``zero_output_for_mask``.
+    ``state`` ``None`` means zeros of ``cell.state_size``. Where ``mask[b, t]`` is False the state
+    is carried unchanged and the output repeats the previous one (zeros before the first real
+    step), or is zero if ``zero_output_for_mask``.
     """
+    if state is None:
+        batch = inputs.shape[0]
+        state = tuple(inputs.new_zeros(batch, size) for size in cell.state_size)
     outputs = []
     previous_output = None
     for t in range(inputs.shape[1]):

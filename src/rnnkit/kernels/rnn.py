@@ -5,25 +5,15 @@
 The forward is one compiled call: ``W x + b`` for all steps as one GEMM, then per step the GEMM
 ``U ĥ`` and the activation. The backward is one compiled call too: the steps in reverse give the
 pre-activation gradients of all steps, from which ``dX``, ``dW``, ``dU`` and the biases are one
-GEMM (or sum) each.
+GEMM (or sum) each. The ``autograd.Function`` of :mod:`rnnkit.kernels.fused` drives them through
+this module's array-level interface.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch.autograd.function import once_differentiable
 
-from rnnkit.kernels._common import (
-    Plan,
-    arrays_of,
-    as_array,
-    blas_threads,
-    broadcast_state,
-    gradients,
-    needs_autograd,
-    transposed,
-)
+from rnnkit.kernels._common import Plan, arrays_of, blas_threads, transposed
 from rnnkit.kernels._numba import (
     activate,
     copy,
@@ -97,43 +87,6 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_h
         input_x_gradient(d_pre2, x_t, weight_ih, d_x)
 
 
-class SimpleRNNSequence(torch.autograd.Function):
-    """``(x (B, T, I), h0 (B, H), weight_ih, weight_hh, bias_ih, bias_hh)`` ->
-    ``(outputs (B, T, H), h_T (B, H))``; absent biases are ``None``."""
-
-    @staticmethod
-    def forward(ctx, plan: Plan, x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
-        arrays = arrays_of(x.dtype, x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-        outputs, h_final, saved = rnn_forward_arrays(plan, *arrays)
-        ctx.plan, ctx.arrays = plan, (saved, arrays)
-        ctx.save_for_backward(weight_ih, weight_hh)  # version check on in-place updates
-        return torch.from_numpy(outputs), torch.from_numpy(h_final)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_outputs, d_final):
-        plan, (saved, (x_, h0_, w_ih, w_hh, _, _)) = ctx.plan, ctx.arrays
-        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
-        needs = ctx.needs_input_grad[1:]  # x, h0, weight_ih, weight_hh, bias_ih, bias_hh
-        dtype = x_.dtype
-        batch, steps, features = x_.shape
-        hidden = h0_.shape[1]
-        d_h = np.array(d_final.detach().numpy(), dtype, order="C")  # a copy: filled in place
-        grads = (
-            np.empty((batch if needs[0] else 0, steps, features), dtype),
-            d_h,
-            np.empty((hidden, features) if needs[2] else (0, 0), dtype),
-            np.empty((hidden, hidden) if needs[3] else (0, 0), dtype),
-            np.empty(hidden if needs[4] else 0, dtype),
-            np.empty(hidden if needs[5] else 0, dtype),
-        )
-        need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
-        with blas_threads(plan.threads):
-            rnn_backward(as_array(d_outputs), d_h, *saved, w_ih, w_hh, plan.keep, plan.recurrent,
-                         plan.zero_output, plan.activation, need, grads[0], *grads[2:])
-        return (None, *gradients(grads, needs))
-
-
 def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     """Run the compiled forward; returns ``(outputs, h_T, saved)`` as arrays."""
     batch, steps, features = x_.shape
@@ -152,19 +105,46 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     return outputs, h_final, saved
 
 
+FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
 def supports(spec, weights) -> bool:
     """SimpleRNN has no options beyond the activation, checked by the dispatcher."""
     return True
 
 
-def run_simple_rnn(cell, inputs, state, plan: Plan):
-    """Fused SimpleRNN: ``inputs (B, T, I)`` -> ``(outputs (B, T, H), (h_T,))``."""
-    weights = cell.weights()
-    h0 = broadcast_state(state[0], inputs.shape[0], cell.spec.hidden_size)
-    tensors = (inputs, h0, weights.weight_ih, weights.weight_hh, weights.bias_ih,
-               weights.bias_hh)
-    if needs_autograd(*tensors):
-        outputs, h_final = SimpleRNNSequence.apply(plan, *tensors)
-        return outputs, (h_final,)
-    outputs, h_final, _ = rnn_forward_arrays(plan, *arrays_of(inputs.dtype, *tensors))
-    return torch.from_numpy(outputs), (torch.from_numpy(h_final),)
+def weight_tensors(spec, weights) -> tuple:
+    """The tensors in :data:`FIELDS` order (``None`` for absent biases)."""
+    return tuple(getattr(weights, name) for name in FIELDS)
+
+
+def prepare(spec, tensors, dtype) -> tuple:
+    """The weights as arrays (views where the tensors are contiguous; absent biases empty)."""
+    return tuple(arrays_of(dtype, *tensors))
+
+
+def forward(plan: Plan, x, states, prepared):
+    """``x (B, T, I)``, ``states = [h0 (B, H)]`` -> ``(outputs (B, T, H), [h_T], saved)``."""
+    outputs, h_final, saved = rnn_forward_arrays(plan, x, states[0], *prepared)
+    return outputs, (h_final,), (saved, x, prepared)
+
+
+def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
+    """The gradients of ``(x, h0, *FIELDS)`` flagged in ``needs`` (others empty)."""
+    loop_saved, x, (weight_ih, weight_hh, _, _) = saved
+    dtype = x.dtype
+    batch, steps, features = x.shape
+    hidden = weight_hh.shape[1]
+    d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
+    grads = (
+        np.empty((batch if needs[0] else 0, steps, features), dtype),
+        d_h,
+        np.empty((hidden, features) if needs[2] else (0, 0), dtype),
+        np.empty((hidden, hidden) if needs[3] else (0, 0), dtype),
+        np.empty(hidden if needs[4] else 0, dtype),
+        np.empty(hidden if needs[5] else 0, dtype),
+    )
+    need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+    rnn_backward(d_outputs, d_h, *loop_saved, weight_ih, weight_hh, plan.keep, plan.recurrent,
+                 plan.zero_output, plan.activation, need, grads[0], *grads[2:])
+    return grads

@@ -1,10 +1,11 @@
 """The shared body of the torch.nn drop-ins.
 
 The module holds plain parameters under torch.nn's names (``weight_ih_l0``, ``bias_hh_l1_reverse``,
-...), and at every forward binds each layer/direction's tensors to a reference cell as a
-:class:`~rnnkit.cells.base.BoundCell`, then runs it with :func:`rnnkit.kernels.run_sequence`. There
-is no flattened weight buffer to keep in sync, so ``.to()``, ``.double()`` and ``load_state_dict``
-need nothing special.
+...), binds each layer/direction's tensors to a reference cell as a
+:class:`~rnnkit.cells.base.BoundCell`, and runs it with :func:`rnnkit.kernels.run_sequence`. There
+is no flattened weight buffer to keep in sync: a bound cell is kept while its parameters are the
+same objects, and the kernels check the tensors' layout and version on every call, so ``.to()``,
+``.double()`` and ``load_state_dict`` need nothing special.
 
 Internally every sequence is batch-first, ``(B, T, F)``; the caller's layout is restored on the
 way out.
@@ -104,6 +105,7 @@ class RNNBase(nn.Module):
         self.layer_norm = bool(layer_norm)
         self._activation = activation
         self._all_weights: list[list[str]] = []
+        self._cells: dict[int, tuple[tuple, BoundCell]] = {}
         factory = {"device": device, "dtype": dtype}
         for layer in range(self.num_layers):
             spec = self._layer_spec(layer)
@@ -149,14 +151,34 @@ class RNNBase(nn.Module):
         return f"{field}_l{layer}" + ("_reverse" if direction else "")
 
     def _bound_cell(self, layer: int, direction: int) -> BoundCell:
-        spec = self._layer_spec(layer)
-        weights = CellWeights(
-            **{
-                field: getattr(self, self._parameter_name(field, layer, direction))
-                for field in parameter_shapes(spec, self.bias)
-            }
+        """The layer/direction's cell, kept while its tensors are the same objects (a reassigned
+        or parametrized parameter makes a new one)."""
+        index = layer * self.num_directions + direction
+        # Straight from the parameter dict (getattr goes through Module.__getattr__); a
+        # parametrized weight is not in it and is computed by getattr.
+        parameters = self._parameters
+        tensors = tuple(
+            parameters[name] if name in parameters else getattr(self, name)
+            for name in self._all_weights[index]
         )
-        return BoundCell(self.cell_class, spec, weights)
+        cached = self._cells.get(index)
+        if cached is not None and all(a is b for a, b in zip(cached[0], tensors, strict=True)):
+            return cached[1]
+        spec = self._layer_spec(layer)
+        weights = CellWeights(**dict(zip(parameter_shapes(spec, self.bias), tensors, strict=True)))
+        cell = BoundCell(self.cell_class, spec, weights)
+        self._cells[index] = (tensors, cell)
+        return cell
+
+    def __getstate__(self):
+        # The bound cells hold kernel state (arrays, modules) that is rebuilt on demand.
+        state = dict(super().__getstate__())
+        state["_cells"] = {}
+        return state
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._cells = {}
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -238,13 +260,13 @@ class RNNBase(nn.Module):
         mask = lengths_to_mask(lengths, padded.shape[0], padded.shape[1], padded.device)
         return _Batch(padded, mask, lengths, True, packed)
 
-    def _prepare_state(self, hx, batch: _Batch) -> tuple[torch.Tensor, ...]:
-        """The initial states as ``(L*D, B, size)`` tensors, zeros where ``hx`` is None."""
+    def _prepare_state(self, hx, batch: _Batch) -> tuple[torch.Tensor, ...] | None:
+        """The initial states as ``(L*D, B, size)`` tensors, or ``None`` (zeros) when ``hx`` is."""
+        if hx is None:
+            return None
         inputs = batch.inputs
         stacked = self.num_layers * self.num_directions
         sizes = self._state_sizes()
-        if hx is None:
-            return tuple(inputs.new_zeros(stacked, inputs.shape[0], size) for size in sizes)
         checked = []
         given = self._unpack_state(hx)
         for tensor, name, size in zip(given, self._state_names(), sizes, strict=True):
@@ -259,22 +281,36 @@ class RNNBase(nn.Module):
         return tuple(checked)
 
     def _run_layers(
-        self, inputs: torch.Tensor, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None
+        self,
+        inputs: torch.Tensor,
+        states: tuple[torch.Tensor, ...] | None,
+        mask: torch.Tensor | None,
     ):
-        """All layers and directions; returns ``(outputs (B, T, D*H_out), finals (L*D, B, s))``."""
+        """All layers and directions from ``states`` (each ``(L*D, B, s)``, or ``None`` for
+        zeros); returns ``(outputs (B, T, D*H_out), finals (L*D, B, s))``.
+
+        A single layer and direction adds no op to the graph beyond its kernel (no ``cat``, and a
+        view rather than a ``stack`` for the finals): at small sizes each op costs as much again
+        in the backward pass.
+        """
         finals: list[tuple[torch.Tensor, ...]] = []
         layer_input = inputs  # (B, T, I)
         for layer in range(self.num_layers):
             direction_outputs = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                initial = tuple(state[index] for state in states)  # each (B, s)
+                initial = None if states is None else tuple(state[index] for state in states)
                 output, final = self._run_direction(layer, direction, layer_input, initial, mask)
                 direction_outputs.append(output)
                 finals.append(final)
-            layer_input = torch.cat(direction_outputs, dim=-1)  # (B, T, D*H_out)
+            if len(direction_outputs) == 1:
+                layer_input = direction_outputs[0]  # (B, T, H_out)
+            else:
+                layer_input = torch.cat(direction_outputs, dim=-1)  # (B, T, D*H_out)
             if layer < self.num_layers - 1:
                 layer_input = self._between_layers(layer_input)
+        if len(finals) == 1:
+            return layer_input, tuple(final.unsqueeze(0) for final in finals[0])
         stacked = tuple(torch.stack(kind, dim=0) for kind in zip(*finals, strict=True))
         return layer_input, stacked
 
@@ -283,7 +319,7 @@ class RNNBase(nn.Module):
         layer: int,
         direction: int,
         inputs: torch.Tensor,
-        state: tuple[torch.Tensor, ...],
+        state: tuple[torch.Tensor, ...] | None,
         mask: torch.Tensor | None,
     ):
         # The reverse pass flips the time axis and the mask together: a right-padded sequence
