@@ -8,9 +8,13 @@ and process CPU). The first epoch carries one-off costs (TensorFlow's tracing, n
 compilation) and is reported apart; the medians are over the epochs after it. On a shared
 machine the wall time mostly measures waiting for a core: compare the CPU times there.
 
+rnnkit compiles with its default ``jit_compile="auto"``, so its epochs run the compiled training
+step (docs/training.md); ``--torch-step`` adds a third side, rnnkit with ``jit_compile=False``.
+
 Usage::
 
-    python bench/seed002_fit.py [--epochs 6] [--threads 1] [--output bench/results/seed002.json]
+    python bench/seed002_fit.py [--epochs 6] [--threads 1] [--torch-step]
+                                [--output bench/results/seed002.json]
 
 It prints a table and writes the JSON to ``--output``.
 """
@@ -49,7 +53,8 @@ class Side:
 
     def __init__(self, name: str, threads: int) -> None:
         self.name = name
-        if name == "rnnkit":
+        compile_options = {}
+        if name.startswith("rnnkit"):
             import torch
 
             import rnnkit
@@ -60,6 +65,8 @@ class Side:
             torch.set_num_threads(threads)
             set_random_seed(0)
             self.version = f"rnnkit {rnnkit.__version__}, torch {torch.__version__}"
+            if name == "rnnkit_torch_step":
+                compile_options["jit_compile"] = False
         else:
             import keras
             import tensorflow as tf
@@ -71,7 +78,7 @@ class Side:
             keras.utils.set_random_seed(0)
             self.version = f"tensorflow {tf.__version__}, keras {keras.__version__}"
         self.model = Sequential([LSTM(50, input_shape=(TIME_STEP, 1)), Dense(1)])
-        self.model.compile(optimizer="adam", loss="mean_squared_error")
+        self.model.compile(optimizer="adam", loss="mean_squared_error", **compile_options)
         self.wall: list[float] = []
         self.cpu: list[float] = []
 
@@ -95,9 +102,10 @@ class Side:
         }
 
 
-def run(epochs: int, threads: int) -> dict:
+def run(epochs: int, threads: int, torch_step: bool) -> dict:
     x_train, y_train, x_test, y_test = seed002_data()
-    sides = [Side("rnnkit", threads), Side("tf_keras", threads)]
+    names = ["rnnkit", "tf_keras"] + (["rnnkit_torch_step"] if torch_step else [])
+    sides = [Side(name, threads) for name in names]
     load_before = os.getloadavg()
     for _ in range(epochs):
         for side in sides:
@@ -108,6 +116,7 @@ def run(epochs: int, threads: int) -> dict:
             results["rnnkit"][f"median_epoch_{clock}_s"]
             / results["tf_keras"][f"median_epoch_{clock}_s"]
         )
+        results[f"keras_over_rnnkit_{clock}"] = 1 / results[f"rnnkit_over_keras_{clock}"]
     results["setup"] = {
         "epochs": epochs,
         "steps_per_epoch": len(x_train),
@@ -128,19 +137,23 @@ def print_table(results: dict) -> None:
         f"{setup['threads']} thread(s), medians of epochs 2..{setup['epochs']}"
     )
     print(
-        f"{'':10}{'first epoch s':>15}{'epoch s (wall)':>16}{'epoch s (CPU)':>15}"
+        f"{'':18}{'first epoch s':>15}{'epoch s (wall)':>16}{'epoch s (CPU)':>15}"
         f"{'ms/step':>9}{'test loss':>12}"
     )
-    for name in ("rnnkit", "tf_keras"):
+    for name in ("rnnkit", "tf_keras", "rnnkit_torch_step"):
+        if name not in results:
+            continue
         side = results[name]
         print(
-            f"{name:10}{side['first_epoch_wall_s']:>15.2f}{side['median_epoch_wall_s']:>16.2f}"
+            f"{name:18}{side['first_epoch_wall_s']:>15.2f}{side['median_epoch_wall_s']:>16.2f}"
             f"{side['median_epoch_cpu_s']:>15.2f}{side['median_step_wall_ms']:>9.2f}"
             f"{side['test_loss']:>12.2e}"
         )
     print(
-        f"rnnkit / TF-Keras, median epoch: wall {results['rnnkit_over_keras_wall']:.2f}, "
-        f"CPU {results['rnnkit_over_keras_cpu']:.2f} (load average before/after: "
+        f"rnnkit / TF-Keras, median epoch: wall {results['rnnkit_over_keras_wall']:.3f}, "
+        f"CPU {results['rnnkit_over_keras_cpu']:.3f}; TF-Keras / rnnkit: wall "
+        f"{results['keras_over_rnnkit_wall']:.1f}x, CPU {results['keras_over_rnnkit_cpu']:.1f}x "
+        "(load average before/after: "
         f"{setup['load_average_before'][0]:.1f}/{setup['load_average_after'][0]:.1f} "
         f"on {setup['cpus']} CPUs)"
     )
@@ -150,13 +163,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6, help="epochs per framework (>= 2)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for both")
+    parser.add_argument("--torch-step", action="store_true",
+                        help="also time rnnkit with jit_compile=False")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error(
             f"--epochs: expected at least 2 (the first is reported apart), got {args.epochs}"
         )
-    results = run(args.epochs, args.threads)
+    results = run(args.epochs, args.threads, args.torch_step)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)

@@ -26,16 +26,21 @@ from rnnkit.training.compile_state import CompileState
 from rnnkit.training.optimizers import Optimizer
 from rnnkit.training.tbptt import TruncatedBPTT
 
-_IGNORED_COMPILE_ARGS = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
+_IGNORED_COMPILE_ARGS = ("run_eagerly", "steps_per_execution", "auto_scale_loss")
+_JIT_COMPILE_VALUES = ("auto", True, False)
 
 
 def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                  **kwargs) -> None:
+                  jit_compile="auto", **kwargs) -> None:
     """Keras's ``model.compile``; also takes ``weighted_metrics``.
 
-    ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss`` are accepted
-    for Keras compatibility and ignored (rnnkit always runs eagerly).
+    ``jit_compile`` ("auto", True or False): whether ``fit`` may run its training steps compiled
+    (:mod:`rnnkit.training.jit`); "auto" and True use the compiled step where it is supported,
+    False always runs the torch step. ``run_eagerly``, ``steps_per_execution`` and
+    ``auto_scale_loss`` are accepted for Keras compatibility and ignored.
     """
+    if not any(jit_compile is value for value in _JIT_COMPILE_VALUES):
+        raise ValueError(f"jit_compile: expected 'auto', True or False, got {jit_compile!r}")
     weighted_metrics = kwargs.pop("weighted_metrics", None)
     for name in _IGNORED_COMPILE_ARGS:
         kwargs.pop(name, None)
@@ -47,6 +52,7 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, loss_weig
     object.__setattr__(model, "loss", loss)
     object.__setattr__(model, "optimizer", state.optimizer)
     object.__setattr__(model, "compiled", True)
+    object.__setattr__(model, "_jit_compile", jit_compile)
 
 
 def _state(model, method: str) -> CompileState:
@@ -148,6 +154,12 @@ class _Trainer:
                        else optimizer.step)
         self.prepared = True
 
+    def resolve(self, x, y, sample_weight) -> None:
+        """Resolve the compiled losses and metrics on one batch's predictions, without training
+        (what the first training step does on the way)."""
+        with torch.no_grad():
+            _forward_loss(self.model, self.state, x, y, sample_weight, training=False)
+
     def step(self, x, y, sample_weight) -> None:
         if not self.prepared:
             self.prepare(x)
@@ -166,6 +178,18 @@ class _Trainer:
         loss.backward()
         self.update()
         self.state.update(y_true, y_pred, sample_weight, loss, per_output, weight)
+
+
+def _trainer(model, state: CompileState, tbptt_steps: int | None, cluster):
+    """The torch trainer, inside a compiled one unless ``jit_compile=False``, truncated BPTT or
+    data-parallel training rule the compiled step out."""
+    trainer = _Trainer(model, state, tbptt_steps, cluster)
+    if (getattr(model, "_jit_compile", "auto") is False or tbptt_steps is not None
+            or cluster is not distributed.LOCAL):
+        return trainer
+    from rnnkit.training import jit  # numba is imported on the first fit that may need it
+
+    return jit.CompiledTrainer(trainer)
 
 
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -198,7 +222,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     history = History()
     callback_list = _callbacks(model, [*(callbacks or []), history], verbose, epochs=epochs,
                                steps=len(stream))
-    trainer = _Trainer(model, state, tbptt_steps, cluster)
+    trainer = _trainer(model, state, tbptt_steps, cluster)
     checkpoints = checkpoint_module.open_for_fit(
         checkpoint_dir, resume, model=model, optimizer=state.optimizer, build=trainer.prepare,
         stream=stream, callbacks=callback_list.callbacks)
@@ -233,7 +257,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     return history
 
 
-def _train_epoch(model, trainer: _Trainer, stream, callback_list: CallbackList) -> None:
+def _train_epoch(model, trainer, stream, callback_list: CallbackList) -> None:
     state = trainer.state
     report = callback_list.wants("on_train_batch_end")
     model.train()
