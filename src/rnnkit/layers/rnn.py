@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rnnkit import _checks
-from rnnkit.kernels import run_sequence
+from rnnkit.kernels import run_sequence, stepping
 from rnnkit.kernels.dispatch import check_backend
 from rnnkit.layers.base import Layer
 
@@ -74,6 +74,11 @@ class RNN(Layer):
 
     # -- call ---------------------------------------------------------------------------------
     def call(self, inputs, mask=None, training=None, initial_state=None, lengths=None):
+        if (self.stateful and mask is None and lengths is None and initial_state is None
+                and not torch.is_grad_enabled()):
+            result = self._stateful_step(inputs, training)
+            if result is not None:
+                return result
         inputs = self._validate_inputs(inputs)
         batch, steps = inputs.shape[0], inputs.shape[1]
         if lengths is not None:
@@ -95,6 +100,27 @@ class RNN(Layer):
         if self.return_state:
             return [output, *final_state]
         return output
+
+    def _stateful_step(self, inputs, training):
+        """A stateful call on one timestep ``(B, 1, I)`` as one compiled step (streaming), or
+        ``None`` when the step kernel does not take it (the usual path then runs, and checks)."""
+        if (self.backend == "reference" or type(inputs) is not torch.Tensor or inputs.dim() != 3
+                or inputs.shape[1] != 1 or not inputs.is_contiguous()):
+            return None
+        cell = self._modules["cell"]
+        if training and (getattr(cell, "dropout", 0.0) > 0
+                         or getattr(cell, "recurrent_dropout", 0.0) > 0):
+            return None
+        result = stepping.fused_step(cell, inputs.view(inputs.shape[0], inputs.shape[2]),
+                                     self.states)
+        if result is None:
+            return None
+        output, self.states = result
+        # The step's output is its new h: a copy, so that writing to it leaves the state alone.
+        output = output.clone()
+        if self.return_sequences:
+            output = output.unsqueeze(1)  # (B, 1, H)
+        return [output, *self.states] if self.return_state else output
 
     def _validate_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         if isinstance(inputs, (list, tuple)):
@@ -185,11 +211,10 @@ class RNN(Layer):
         ``torch.no_grad()`` a built-in cell's step runs as one compiled call when the inputs and
         state are tensors of the cell's dtype and shape (the streaming case).
         """
-        if (self.built and self.backend != "reference" and not torch.is_grad_enabled()
-                and (state is not None or not self.stateful)):
-            from rnnkit.kernels.stepping import fused_step
-
-            result = fused_step(self.cell, inputs, state)
+        if self.built and self.backend != "reference" and (state is not None or not self.stateful):
+            # _modules directly: nn.Module's attribute fallback for `self.cell` costs more than
+            # the whole compiled step. fused_step declines when autograd is on.
+            result = stepping.fused_step(self._modules["cell"], inputs, state)
             if result is not None:
                 return result
         inputs = self._convert_inputs(inputs)
