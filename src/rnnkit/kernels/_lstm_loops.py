@@ -6,13 +6,19 @@ one call too: the steps in reverse give the gate gradients of every step, then e
 gradient is one GEMM.
 
 Everything saved is time-major (``[t]`` is a contiguous ``(B, ·)`` block), so that each step's
-GEMM reads and writes the saved arrays in place, and the weight gradients are GEMMs over all
-``T·B`` rows. The caller allocates every array (returning arrays from a compiled function costs
-microseconds each). The common case, tanh and sigmoid (with or without peepholes and layer norm),
-has its own row loops, where every activation is inlined and vectorised.
+GEMM reads the saved arrays in place, and the weight gradients are GEMMs over all ``T·B`` rows.
+Large step GEMMs run with the batch as the product's minor dimension, which OpenBLAS runs faster,
+and are transposed back. The caller allocates every array (returning arrays from a compiled
+function costs microseconds each); the backward's work arrays are kept between calls, since
+fresh memory of that size costs page faults on every call. The common case, tanh and sigmoid
+(with or without peepholes and layer norm), has its own row loops, where every activation is
+inlined and vectorised.
 """
 
 from __future__ import annotations
+
+import math
+import threading
 
 import numpy as np
 
@@ -22,13 +28,16 @@ from rnnkit.kernels._numba import (
     TANH,
     activate,
     derivative,
-    input_x_gradient,
+    input_x_gradient_into,
     jit,
     layer_norm_row,
     layer_norm_row_backward,
+    masked_state_grad,
+    masked_state_grad_transposed,
     sigmoid_t,
     tanh_t,
-    weight_gradients,
+    transpose_into,
+    weight_gradients_into,
 )
 
 
@@ -36,7 +45,8 @@ from rnnkit.kernels._numba import (
 def _cell_row(pre, x_row, c_prev, peephole, act, rec_act, gates, c_new):
     """Gates ``i, f, g, o`` (activated, into ``gates (4H,)``) and ``c_new (H,)`` for one row.
 
-    ``pre (4H,)`` holds ``LN_hh(U ĥ)`` on entry and is used as scratch (it may be ``gates``).
+    The pre-activations are ``pre + x_row`` (``LN_hh(U ĥ)`` and ``x̂``, both ``(4H,)``); ``pre``
+    is used as scratch, and ``x_row`` may be ``gates``.
     """
     hidden = c_prev.size
     peep = peephole.shape[0] > 0
@@ -58,9 +68,10 @@ def _cell_row(pre, x_row, c_prev, peephole, act, rec_act, gates, c_new):
 
 @jit
 def _plain_row(gates, x_row, c_prev, peephole, c_new, tanh_c, m):
-    """The tanh/sigmoid cell without layer norm, in one pass: ``gates (4H,)`` holds ``U ĥ`` on
-    entry and the activated gates on exit; writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙
-    tanh(c)``. ``peephole`` is ``(3, H)`` or empty."""
+    """The tanh/sigmoid cell without layer norm, in one pass: the pre-activations are ``gates +
+    x_row`` (``x̂`` and ``U ĥ``, both ``(4H,)``); ``gates`` holds the activated gates on exit.
+    Writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙ tanh(c)``. ``peephole`` is ``(3, H)`` or
+    empty."""
     hidden = c_prev.size
     if peephole.shape[0] > 0:
         for j in range(hidden):
@@ -127,19 +138,21 @@ def _copy(src, dst):
 
 
 @jit
-def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_hr_t, peephole,
-                 ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps,
-                 keep, recurrent_mask, zero_output, act, rec_act, outputs, h_final, c_final,
-                 x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat,
-                 c_hat, rstd):
+def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_hh, weight_hr_t,
+                 peephole, ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight,
+                 ln_c_bias, eps, keep, recurrent_mask, zero_output, act, rec_act, batch_minor,
+                 outputs, h_final, c_final, x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all,
+                 h_rec_all, m_all, h_hat, c_hat, rstd):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
 
-    Absent options are arrays with a zero dimension. Fills ``outputs (B, T, R)``, ``h_final``,
-    ``c_final`` and, for the backward pass: ``x_t (T, B, I)``; with layer norm ``x_hat (T*B, 4H)``
-    and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated); the carried ``c_all (T+1, B, H)``
-    and ``h_all (T+1, B, R)``; ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all
-    (T, B, R)``; with a projection ``m_all (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``,
-    ``c_hat (T, B, H)`` and ``rstd (T, B, 2)``.
+    Absent options are arrays with a zero dimension. ``gates`` first receives the input
+    projection, to which each step adds ``LN_hh(U ĥ)``; with ``batch_minor`` each step's ``U ĥ``
+    is computed as ``U ĥ^T (4H, B)`` and transposed (see :func:`transpose_into`). Fills
+    ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass: ``x_t
+    (T, B, I)``; with layer norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)``
+    (activated); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1, B, R)``; ``tanh_c
+    (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection ``m_all
+    (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd (T, B, 2)``.
     """
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
@@ -151,25 +164,29 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_h
     for t in range(steps):
         for b in range(batch):
             _copy(x[b, t], x_t[t, b])
-    x_proj = np.dot(x_t.reshape(rows, features), weight_ih_t)  # (T*B, 4H)
+    # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
+    x_proj = gates.reshape(rows, four_h)
+    np.dot(x_t.reshape(rows, features), weight_ih_t, x_proj)
     if norm:
         for n in range(rows):
             rstd_ih[n] = layer_norm_row(x_proj[n], eps, x_hat[n])
             for j in range(four_h):
                 x_proj[n, j] = x_hat[n, j] * ln_ih_weight[j] + ln_ih_bias[j]
-    for n in range(rows):
-        for j in range(four_h):
-            extra = bias_ih[j] if bias_ih.size > 0 else 0.0
-            if bias_hh.size > 0:
-                extra += bias_hh[j]
-            x_proj[n, j] += extra
-    x_proj = x_proj.reshape(steps, batch, four_h)
+    # The biases join U ĥ row by row below, while the row is in cache, rather than in a pass of
+    # their own over the (T*B, 4H) projection.
+    bias = np.zeros(four_h, x.dtype)
+    if bias_ih.size > 0:
+        bias += bias_ih
+    if bias_hh.size > 0:
+        bias += bias_hh
     for b in range(batch):
         _copy(h0[b], h_all[0, b])
         _copy(c0[b], c_all[0, b])
     c_new, m = np.empty(hidden, c0.dtype), np.empty((batch, hidden), c0.dtype)
     c_ln = np.empty(hidden, c0.dtype)
     h_new = np.empty((batch, rec), h0.dtype)
+    product = np.empty((batch, four_h), h0.dtype)  # U ĥ
+    product_t = np.empty((four_h if batch_minor else 0, batch), h0.dtype)
     for t in range(steps):
         h_rec = h_all[t]
         if has_mask:
@@ -177,23 +194,29 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, weight_h
             for b in range(batch):
                 for j in range(rec):
                     h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
-        g_t = gates[t]
-        np.dot(h_rec, weight_hh_t, g_t)  # (B, 4H): U ĥ, activated in place below
+        if batch_minor:
+            np.dot(weight_hh, h_rec.T, product_t)
+            transpose_into(product_t, product)
+        else:
+            np.dot(h_rec, weight_hh_t, product)
         for b in range(batch):
-            g = g_t[b]
+            g = gates[t, b]  # (4H,): the input projection, activated in place below
+            u_h = product[b]
             c_prev = c_all[t, b]
             if norm:
-                rstd[t, b, 0] = layer_norm_row(g, eps, h_hat[t, b])
+                rstd[t, b, 0] = layer_norm_row(u_h, eps, h_hat[t, b])
                 for j in range(four_h):
-                    g[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j]
-            if fast and norm:
-                rstd[t, b, 1] = _plain_row_ln(g, x_proj[t, b], c_prev, peephole, c_new,
-                                              c_hat[t, b], ln_c_weight, ln_c_bias, eps,
-                                              tanh_c[t, b], m[b])
-            elif fast:
-                _plain_row(g, x_proj[t, b], c_prev, peephole, c_new, tanh_c[t, b], m[b])
+                    u_h[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j] + bias[j]
             else:
-                _cell_row(g, x_proj[t, b], c_prev, peephole, act, rec_act, g, c_new)
+                for j in range(four_h):
+                    u_h[j] += bias[j]
+            if fast and norm:
+                rstd[t, b, 1] = _plain_row_ln(g, u_h, c_prev, peephole, c_new, c_hat[t, b],
+                                              ln_c_weight, ln_c_bias, eps, tanh_c[t, b], m[b])
+            elif fast:
+                _plain_row(g, u_h, c_prev, peephole, c_new, tanh_c[t, b], m[b])
+            else:
+                _cell_row(u_h, g, c_prev, peephole, act, rec_act, g, c_new)
                 if norm:
                     rstd[t, b, 1] = layer_norm_row(c_new, eps, c_hat[t, b])
                     for j in range(hidden):
@@ -326,11 +349,16 @@ def _cell_row_backward(d_out, d_c_from_h, gates, c_prev, c_new, peephole, act, r
 
 @jit
 def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c_all, tanh_c,
-                  h_all, h_rec_all, m_all, h_hat, c_hat, rstd, weight_ih, weight_hh, weight_hr,
-                  peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent_mask,
-                  zero_output, act, rec_act, need, d_x, d_h, d_c, d_weight_ih, d_weight_hh,
-                  d_bias_ih, d_bias_hh, d_weight_hr, d_peep, d_ln):
-    """Backpropagate through time from ``lstm_forward``'s saved arrays.
+                  h_all, h_rec_all, m_all, h_hat, c_hat, rstd, weight_ih, weight_hh, weight_hh_t,
+                  weight_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep,
+                  recurrent_mask, zero_output, act, rec_act, batch_minor, need, d_gates, both,
+                  result, d_x_t, d_x, d_h, d_c, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh,
+                  d_weight_hr, d_peep, d_ln):
+    """Backpropagate through time from ``lstm_forward``'s saved arrays (``batch_minor`` as there,
+    for each step's ``d(ĥ) = d(U ĥ) U``).
+
+    Work arrays: ``d_gates (T, B, 4H)`` (replaced by a fresh one if its shape differs) and those
+    of :func:`weight_gradients_into` and :func:`input_x_gradient_into`.
 
     ``need`` flags the gradients of ``(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)``.
     Fills ``d_x (B, T, I)``, ``d_h`` and ``d_c`` (the initial state's; they hold the final
@@ -346,7 +374,8 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     fast = act == TANH and rec_act == SIGMOID
     dtype = gates.dtype
     rows = batch * steps
-    d_gates = np.empty((steps, batch, four_h), dtype)  # of the gates' pre-activations
+    if d_gates.shape != gates.shape:
+        d_gates = np.empty(gates.shape, dtype)
     d_proj = np.empty((steps if norm else 0, batch, four_h), dtype)  # of U ĥ, before LN_hh
     d_h_new = np.empty((steps if proj else 0, batch, rec), dtype)
     carry = np.zeros_like(d_h)
@@ -355,6 +384,7 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     d_new, d_m = np.empty_like(d_h), np.empty((batch, hidden), dtype)
     d_out, d_c_from_h = np.empty(hidden, dtype), np.empty(hidden, dtype)
     d_rec = np.empty_like(d_h)
+    d_rec_t = np.empty((rec if batch_minor else 0, batch), dtype)
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             if keep[b, t]:
@@ -398,16 +428,13 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
             for b in range(batch):
                 layer_norm_row_backward(dg_t[b], h_hat[t, b], rstd[t, b, 0], ln_hh_weight,
                                         d_proj[t, b], d_ln[2], d_ln[3])
-            np.dot(d_proj[t], weight_hh, d_rec)
+        d_product = d_proj[t] if norm else dg_t  # (B, 4H): d(U ĥ)
+        if batch_minor:
+            np.dot(weight_hh_t, d_product.T, d_rec_t)
+            masked_state_grad_transposed(d_rec_t, recurrent_mask, t, keep, d_h)
         else:
-            np.dot(dg_t, weight_hh, d_rec)
-        for b in range(batch):
-            if keep[b, t]:
-                if has_mask:
-                    for j in range(rec):
-                        d_h[b, j] = d_rec[b, j] * recurrent_mask[b, j]
-                else:
-                    _copy(d_rec[b], d_h[b])
+            np.dot(d_product, weight_hh, d_rec)
+            masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
     d_gates2 = d_gates.reshape(rows, four_h)
     h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(rows, rec)
     if need[5] and proj:
@@ -429,17 +456,48 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
         for n in range(rows):
             layer_norm_row_backward(d_gates2[n], x_hat[n], rstd_ih[n], ln_ih_weight, d_gates2[n],
                                     d_ln[0], d_ln[1])
-        weight_gradients(d_gates2, x2, h_rec2, need[1], False, d_weight_ih, d_weight_hh)
+        weight_gradients_into(d_gates2, x2, h_rec2, need[1], False, both, result, d_weight_ih,
+                              d_weight_hh)
     else:
-        weight_gradients(d_gates2, x2, h_rec2, need[1], need[2], d_weight_ih, d_weight_hh)
+        weight_gradients_into(d_gates2, x2, h_rec2, need[1], need[2], both, result, d_weight_ih,
+                              d_weight_hh)
     if need[0]:
-        input_x_gradient(d_gates2, x_t, weight_ih, d_x)
+        input_x_gradient_into(d_gates2, x_t, weight_ih, d_x_t, d_x)
 
 
 # -- array level: allocation around the compiled calls ---------------------------------------
 # Callers (the autograd Function, the compiled training step) exchange plain arrays with these
 # two functions and never allocate the loops' buffers themselves, so the buffers' layout can
 # change with the loops alone. BLAS threads are the caller's to set.
+
+
+# Step GEMMs of at least this many multiply-adds run as ``(4H, B) = U ĥ^T`` (see
+# :func:`rnnkit.kernels._numba.transpose_into`); below it the transposes cost more than they save.
+BATCH_MINOR_MIN_MACS = 1 << 20
+
+
+def batch_minor_steps(batch: int, width: int, depth: int) -> bool:
+    """Whether a step GEMM ``(batch, depth) @ (depth, width)`` runs with the batch minor."""
+    return batch * width * depth >= BATCH_MINOR_MIN_MACS
+
+
+_work_arrays = threading.local()
+
+
+def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work array of ``shape`` that no result aliases, reused across this thread's calls.
+
+    Fresh memory is zeroed by the kernel page by page as it is first touched: at B=64, T=100,
+    H=512 the backward's 50 MB of work arrays cost about 20 000 page faults and 30-90 ms per call
+    (measured), against nothing when reused. Each name keeps the largest array asked for.
+    """
+    size = math.prod(shape)
+    key = (name, dtype)
+    buffer = _work_arrays.__dict__.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype)
+        _work_arrays.__dict__[key] = buffer
+    return buffer[:size].reshape(shape)
 
 
 def _transposed(array: np.ndarray) -> np.ndarray:
@@ -479,9 +537,11 @@ def lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln, *, ep
         np.empty((steps if norm else 0, batch, hidden), dtype),  # c_hat
         np.empty((steps if norm else 0, batch, 2), dtype),  # rstd
     )
+    minor = batch_minor_steps(batch, four_h, rec)
+    w_hh_t = np.empty((0, 0), dtype) if minor else _transposed(w_hh)  # only batch-major reads it
     lstm_forward(
-        x, h0, c0, w_ih.T, _transposed(w_hh), b_ih, b_hh, _transposed(w_hr), peep, *ln, eps,
-        keep, recurrent, zero_output, activation, recurrent_activation, outputs, h_final,
+        x, h0, c0, w_ih.T, w_hh, w_hh_t, b_ih, b_hh, _transposed(w_hr), peep, *ln, eps, keep,
+        recurrent, zero_output, activation, recurrent_activation, minor, outputs, h_final,
         c_final, *saved,
     )
     return outputs, h_final, c_final, saved
@@ -515,9 +575,18 @@ def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, 
         np.empty((6, four_h), dtype),
     )
     need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
+    both_weights = needs[3] and needs[4] and ln[2].size == 0  # see weight_gradients_into
+    work = (
+        _workspace("d_gates", (steps, batch, four_h), dtype),
+        _workspace("both", (steps * batch if both_weights else 0, features + rec), dtype),
+        _workspace("result", (four_h if both_weights else 0, features + rec), dtype),
+        _workspace("d_x_t", (steps if needs[0] else 0, batch, features), dtype),
+    )
+    minor = batch_minor_steps(batch, four_h, rec)
+    w_hh_t = _transposed(w_hh) if minor else np.empty((0, 0), dtype)  # only batch-minor reads it
     lstm_backward(
-        d_outputs, d_h, d_c, *saved, w_ih, w_hh, w_hr, peep, ln[0], ln[2], ln[4], keep,
-        recurrent, zero_output, activation, recurrent_activation, need, *grads,
+        d_outputs, d_h, d_c, *saved, w_ih, w_hh, w_hh_t, w_hr, peep, ln[0], ln[2], ln[4], keep,
+        recurrent, zero_output, activation, recurrent_activation, minor, need, *work, *grads,
     )
     d_ln = grads[9]
     return (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])

@@ -376,6 +376,36 @@ def masked_state_grad(d_rec, recurrent_mask, t, keep, d_h):
 
 
 @jit
+def masked_state_grad_transposed(d_rec_t, recurrent_mask, t, keep, d_h):
+    """:func:`masked_state_grad` from ``d_rec_t (O, B)``, the transposed product (see
+    :func:`transpose_into`)."""
+    has_mask = recurrent_mask.size > 0
+    for b in range(d_h.shape[0]):
+        if keep[b, t]:
+            if has_mask:
+                for j in range(d_h.shape[1]):
+                    d_h[b, j] = d_rec_t[j, b] * recurrent_mask[b, j]
+            else:
+                for j in range(d_h.shape[1]):
+                    d_h[b, j] = d_rec_t[j, b]
+
+
+@jit
+def transpose_into(src, dst):
+    """``dst[:] = src.T`` for ``src (M, N)``, ``dst (N, M)``.
+
+    The per-step GEMMs run faster in OpenBLAS with the batch as the product's minor dimension,
+    ``(G, B) = W (G, R) @ h.T`` (72 against 61 GFLOP/s forward and 79 against 52 backward,
+    measured at B=64, R=512, G=2048): this turns such a product back into ``(B, G)`` rows. Writing
+    ``dst`` row by row measured fastest (90 us at 2048x64, 8x faster than column by column).
+    """
+    rows, cols = src.shape
+    for i in range(cols):
+        for j in range(rows):
+            dst[i, j] = src[j, i]
+
+
+@jit
 def recurrent_rows(h_all, h_rec_all, recurrent_mask, t):
     """``ĥ = m ⊙ h_{t-1}`` for step ``t``: ``h_all[t]`` itself without a mask, else written into
     ``h_rec_all[t]``."""
@@ -419,14 +449,29 @@ def weight_gradients(d, x2, h2, need_ih, need_hh, d_weight_ih, d_weight_hh):
     ``h2 (N, R)``: one GEMM over ``[x2 | h2]`` when both are needed (a wider GEMM runs faster:
     70 against 50 GFLOP/s measured at N=3200, G=512, I=64, R=128)."""
     rows, features, rec = x2.shape[0], x2.shape[1], h2.shape[1]
+    both_needed = need_ih and need_hh
+    both = np.empty((rows if both_needed else 0, features + rec), d.dtype)
+    result = np.empty((d.shape[1] if both_needed else 0, features + rec), d.dtype)
+    weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih, d_weight_hh)
+
+
+@jit
+def weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih, d_weight_hh):
+    """:func:`weight_gradients` in the caller's work arrays ``both (N, I+R)`` and ``result
+    (G, I+R)``, used when both gradients are needed (fresh arrays this large cost page faults on
+    every call). Work arrays of another shape are replaced by fresh ones."""
+    rows, features, rec = x2.shape[0], x2.shape[1], h2.shape[1]
     if need_ih and need_hh:
-        both = np.empty((rows, features + rec), d.dtype)
+        if both.shape != (rows, features + rec):
+            both = np.empty((rows, features + rec), d.dtype)
+        if result.shape != (d.shape[1], features + rec):
+            result = np.empty((d.shape[1], features + rec), d.dtype)
         for n in range(rows):
             for j in range(features):
                 both[n, j] = x2[n, j]
             for j in range(rec):
                 both[n, features + j] = h2[n, j]
-        result = np.dot(d.T, both)  # (G, I+R)
+        np.dot(d.T, both, result)  # (G, I+R)
         for g in range(d.shape[1]):
             for j in range(features):
                 d_weight_ih[g, j] = result[g, j]
@@ -442,8 +487,17 @@ def weight_gradients(d, x2, h2, need_ih, need_hh, d_weight_ih, d_weight_hh):
 @jit
 def input_x_gradient(d_pre, x_t, weight_ih, d_x):
     """``d_x (B, T, I)`` (batch-major, like the inputs) from ``d_pre (T*B, G*H)``."""
+    input_x_gradient_into(d_pre, x_t, weight_ih, np.empty(x_t.shape, x_t.dtype), d_x)
+
+
+@jit
+def input_x_gradient_into(d_pre, x_t, weight_ih, d_x_t, d_x):
+    """:func:`input_x_gradient` through the caller's work array ``d_x_t (T, B, I)`` (replaced by
+    a fresh one if its shape differs)."""
     steps, batch, features = x_t.shape
-    d_x_t = np.dot(d_pre, weight_ih).reshape(steps, batch, features)
+    if d_x_t.shape != x_t.shape:
+        d_x_t = np.empty(x_t.shape, x_t.dtype)
+    np.dot(d_pre, weight_ih, d_x_t.reshape(steps * batch, features))
     for t in range(steps):
         for b in range(batch):
             copy(d_x_t[t, b], d_x[b, t])

@@ -1,0 +1,78 @@
+"""The fused LSTM's two step-GEMM orientations and its reused work arrays, against the reference
+loop.
+
+Small problems run their step GEMMs batch-major and large ones batch-minor (see
+``rnnkit.kernels._lstm_loops.batch_minor_steps``); the property tests elsewhere draw small
+problems, so here the threshold is lowered to run the batch-minor path on every option.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+from rnnkit.cells import LSTMCell
+from rnnkit.kernels import _lstm_loops
+
+from ._harness import (
+    assert_backends_agree,
+    build_problem,
+    gradcheck_fused,
+    make_problem,
+    sequence_settings,
+)
+from .test_fused_lstm import OPTIONS, units_and_projection
+
+
+def batch_minor_everywhere():
+    return mock.patch.object(_lstm_loops, "BATCH_MINOR_MIN_MACS", 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
+def test_batch_minor_matches_reference(shape, options, sequence):
+    units, proj_size = shape
+    # as in test_fused_lstm: layer norm over one unit is degenerate
+    options = {**options, "proj_size": proj_size, "layer_norm": options["layer_norm"] and units > 1}
+    with batch_minor_everywhere():
+        assert_backends_agree(build_problem("lstm", units, options, sequence))
+
+
+@pytest.mark.parametrize("options", [{}, {"peephole": True, "layer_norm": True, "proj_size": 2}])
+def test_batch_minor_gradcheck(options):
+    cell = LSTMCell(3, input_size=2, dtype=torch.float64, **options)
+    problem = make_problem(
+        cell, batch=3, steps=4, mask_kind="random", recurrent=True, zero_output=False, seed=11
+    )
+    with batch_minor_everywhere():
+        assert gradcheck_fused(problem)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_enough_for_batch_minor(dtype):
+    """A problem the default threshold sends batch-minor, with masks and every option."""
+    batch, units, input_size = 32, 128, 24
+    assert _lstm_loops.batch_minor_steps(batch, 4 * units, units)
+    for options in ({}, {"peephole": True, "layer_norm": True, "recurrent_bias": True}):
+        cell = LSTMCell(units, input_size=input_size, dtype=dtype, **options)
+        problem = make_problem(
+            cell, batch=batch, steps=5, mask_kind="random", recurrent=True, zero_output=True,
+            seed=3,
+        )
+        assert_backends_agree(problem)
+
+
+def test_work_arrays_reused_across_shapes():
+    """Backward passes of several sizes in turn: each reuses (or grows) the same work arrays."""
+    sizes = [(4, 6, 5), (2, 3, 2), (5, 7, 6), (4, 6, 5)]  # (batch, steps, units)
+    for seed, (batch, steps, units) in enumerate(sizes):
+        for dtype in (torch.float32, torch.float64):
+            cell = LSTMCell(units, input_size=3, dtype=dtype)
+            problem = make_problem(
+                cell, batch=batch, steps=steps, mask_kind="right_padded", recurrent=False,
+                zero_output=False, seed=seed,
+            )
+            assert_backends_agree(problem)
