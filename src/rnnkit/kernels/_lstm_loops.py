@@ -419,9 +419,12 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
                 _plain_row_backward(d_m[b], g, c_all[t, b], c_all[t + 1, b], tanh_c[t, b],
                                     peephole, d_c[b], dg_t[b], d_peep)
             else:
-                _hidden_row_backward(d_m[b], g[3 * hidden :], tanh_c[t, b], c_hat[t, b],
-                                     rstd[t, b, 1], ln_c_weight, act, d_out, d_c_from_h,
-                                     d_ln[4, :hidden], d_ln[5, :hidden])
+                # Without layer norm c_hat and rstd are empty: pass rows the callee never reads.
+                c_hat_row = c_hat[t, b] if norm else tanh_c[t, b]
+                rstd_c = rstd[t, b, 1] if norm else ONE_32
+                _hidden_row_backward(d_m[b], g[3 * hidden :], tanh_c[t, b], c_hat_row, rstd_c,
+                                     ln_c_weight, act, d_out, d_c_from_h, d_ln[4, :hidden],
+                                     d_ln[5, :hidden])
                 _cell_row_backward(d_out, d_c_from_h, g, c_all[t, b], c_all[t + 1, b], peephole,
                                    act, rec_act, dg_t[b], d_c[b], d_peep)
         if norm:
