@@ -145,13 +145,18 @@ def measure(variant, batch, steps, features, hidden, args, peak) -> dict:
     global THREADS
     torch.set_num_threads(args.threads)
     THREADS = args.threads
-    runs = cs.torch_contenders(variant, batch, steps, features, hidden)
+    times = interleaved(cs.torch_contenders(variant, batch, steps, features, hidden), args.reps,
+                        args.budget)
     if not args.no_keras:
-        runs.append(cs.keras_face_contender(variant, batch, steps, features, hidden))
+        # The Keras pair (rnnkit.layers against tf.keras) has rounds of its own, after the torch
+        # ones: TensorFlow's pool threads spin on after each of its calls, and on a 2-core machine
+        # they slowed the contenders run next to them (GRU at B=1, T=10, H=32: rnnkit 2.6x and
+        # torch.nn 2.1x slower in shared rounds than in rounds without TensorFlow, measured).
+        runs = [cs.keras_face_contender(variant, batch, steps, features, hidden)]
         keras = cs.keras_contender(variant, batch, steps, features, hidden, args.threads)
         if keras is not None:
             runs.append(keras)
-    times = interleaved(runs, args.reps, args.budget)
+        times.update(interleaved(runs, args.reps, args.budget))
     ms = {name: 1e3 * statistics.median(c for c, _ in values) for name, values in times.items()}
     wall_ms = {name: 1e3 * statistics.median(w for _, w in values)
                for name, values in times.items()}
