@@ -7,6 +7,8 @@ A counter on the torch step tells which path ran each batch.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -111,15 +113,21 @@ def test_a_plain_lstm_runs_the_fused_kernels_on_batches_of_several(torch_steps, 
     from rnnkit.training.jit import small_lstm
 
     calls = {"kernels": 0, "loops": 0}
-    for module, name, kind in ((jit_layers, "lstm_forward_arrays", "kernels"),
-                               (small_lstm, "lstm_forward", "loops")):
-        original = getattr(module, name)
 
-        def counted(*args, _original=original, _kind=kind, **kwargs):
-            calls[_kind] += 1
-            return _original(*args, **kwargs)
+    def counting(original, kind):
+        def counted(*args, **kwargs):
+            calls[kind] += 1
+            return original(*args, **kwargs)
 
-        monkeypatch.setattr(module, name, counted)
+        return counted
+
+    # The compiled step's own view of the LSTM kernels (the torch step's calls are not counted).
+    kernels = jit_layers.FAMILIES["lstm"]
+    counted_kernels = types.SimpleNamespace(**{
+        name: getattr(kernels, name) for name in ("weight_tensors", "prepare", "backward")
+    }, forward=counting(kernels.forward, "kernels"))
+    monkeypatch.setitem(jit_layers.FAMILIES, "lstm", counted_kernels)
+    monkeypatch.setattr(small_lstm, "lstm_forward", counting(small_lstm.lstm_forward, "loops"))
 
     def layers():
         return [LSTM(48, return_sequences=True, input_shape=(5, 2)), LSTM(3), Dense(1)]

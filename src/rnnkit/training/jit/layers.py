@@ -3,7 +3,7 @@
 A layer step wraps one built layer: ``forward(x)`` returns its output and keeps what the backward
 needs; ``backward(d_output, need_input)`` returns the input's gradient (or ``None``) and
 ``grads``, one array per entry of ``params`` (the layer's torch parameters, whose memory the
-arrays in ``weights`` share, so that an update written there is the model's).
+step's arrays share, so that an update written there is the model's).
 
 The recurrent layers run the fused kernels' array-level functions, the same compiled loops the
 torch path runs through its ``autograd.Function``; Dense, the loss and the metrics are the small
@@ -18,11 +18,10 @@ import torch
 from numba import njit
 
 from rnnkit import activations
-from rnnkit.cells.base import WEIGHT_NAMES
+from rnnkit.kernels import gru as gru_kernels
+from rnnkit.kernels import lstm as lstm_kernels
+from rnnkit.kernels import rnn as rnn_kernels
 from rnnkit.kernels._common import Plan, codes_of, gemm_threads
-from rnnkit.kernels._lstm_loops import lstm_backward_arrays, lstm_forward_arrays
-from rnnkit.kernels.gru import gru_backward, gru_forward_arrays
-from rnnkit.kernels.rnn import rnn_backward, rnn_forward_arrays
 from rnnkit.training import losses
 
 jit = njit(cache=True, nogil=True)
@@ -118,21 +117,28 @@ class DenseStep:
 
 
 # -- recurrent layers -------------------------------------------------------------------------
+FAMILIES = {"lstm": lstm_kernels, "gru": gru_kernels, "rnn": rnn_kernels}
+
+
 class RecurrentStep:
-    """A built-in recurrent layer without masks, dropout or state carried over; subclasses run
-    one family. ``(B, T, I)`` in; ``(B, T, R)`` out with ``return_sequences``, else the last
-    step ``(B, R)``. BLAS threads are the caller's to set (:meth:`threads`)."""
+    """A built-in recurrent layer without masks, dropout or state carried over, run through its
+    kernel family's array-level ``forward``/``backward`` (those the kernels' autograd Function
+    drives). ``(B, T, I)`` in; ``(B, T, R)`` out with ``return_sequences``, else the last step
+    ``(B, R)``. BLAS threads are the caller's to set (:meth:`threads`)."""
 
     def __init__(self, layer) -> None:
         cell = layer.cell
         self.spec = cell.spec
         self.codes = codes_of(self.spec)
         self.return_sequences = layer.return_sequences
-        weights = cell.weights()
-        self.names = [name for name in WEIGHT_NAMES if getattr(weights, name) is not None]
-        self.params = [getattr(weights, name) for name in self.names]
-        self.weights = {name: p.detach().numpy() for name, p in zip(self.names, self.params)}
-        self.dtype = self.weights["weight_ih"].dtype
+        self.family = FAMILIES[self.spec.family]
+        tensors = self.family.weight_tensors(self.spec, cell.weights())  # family.FIELDS order
+        self.present = [t is not None for t in tensors]
+        self.params = [t for t in tensors if t is not None]
+        # Views of the parameters (the trainer requires them contiguous): updates show through.
+        self.prepared = self.family.prepare(self.spec, tensors, self.params[0].dtype)
+        self.state_sizes = tuple(cell.state_size)
+        self.dtype = self.prepared[0].dtype
         self.input_size, self.output_size = self.spec.input_size, self.spec.recurrent_size
         self.recurrent = True
         self._plans: dict[tuple[int, int], Plan] = {}
@@ -151,133 +157,26 @@ class RecurrentStep:
             self._plans[(batch, steps)] = plan
         return plan
 
-    def _weight(self, name: str, empty_shape=(0,)) -> np.ndarray:
-        array = self.weights.get(name)
-        return np.empty(empty_shape, self.dtype) if array is None else array
-
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = x
         self.plan = self._plan(x.shape[0], x.shape[1])
-        outputs = self._forward(x)  # (B, T, R)
-        self.output_shape = outputs.shape
+        states = [np.zeros((x.shape[0], size), self.dtype) for size in self.state_sizes]
+        outputs, _, self.saved = self.family.forward(self.plan, x, states, self.prepared)
+        self.output_shape = outputs.shape  # (B, T, R)
         return outputs if self.return_sequences else np.ascontiguousarray(outputs[:, -1])
 
     def backward(self, d_output: np.ndarray, need_input: bool):
+        """``(d_x or None, gradients of :attr:`params`)`` from the output's gradient."""
         if self.return_sequences:
             d_outputs = np.ascontiguousarray(d_output)
         else:
             d_outputs = np.zeros(self.output_shape, self.dtype)
             d_outputs[:, -1] = d_output
-        return self._backward(d_outputs, need_input)
-
-
-class LSTMStep(RecurrentStep):
-    """LSTM through the kernels' array-level pair, which takes every option as an array."""
-
-    _LAYER_NORM = ("ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias", "ln_c_weight",
-                   "ln_c_bias")
-
-    def __init__(self, layer) -> None:
-        super().__init__(layer)
-        self.weight_arrays = (
-            self.weights["weight_ih"], self.weights["weight_hh"], self._weight("bias_ih"),
-            self._weight("bias_hh"), self._weight("weight_hr", (0, 0)),
-            self._weight("weight_peephole", (0, 0)),
-            [self._weight(name) for name in self._LAYER_NORM],
-        )
-        self.present = [name in self.weights for name in WEIGHT_NAMES]
-        self._settings: dict[int, dict] = {}
-
-    def _settings_of(self, plan: Plan) -> dict:
-        settings = self._settings.get(id(plan))
-        if settings is None:
-            settings = dict(eps=float(self.spec.layer_norm_epsilon), keep=plan.keep,
-                            recurrent=plan.recurrent, zero_output=False,
-                            activation=plan.activation,
-                            recurrent_activation=plan.recurrent_activation)
-            self._settings[id(plan)] = settings  # plans live as long as the step
-        return settings
-
-    def _forward(self, x):
-        batch = x.shape[0]
-        h0 = np.zeros((batch, self.spec.recurrent_size), self.dtype)
-        c0 = np.zeros((batch, self.spec.hidden_size), self.dtype)
-        self.arrays = (x, h0, c0, *self.weight_arrays)
-        outputs, _, _, self.saved = lstm_forward_arrays(*self.arrays,
-                                                        **self._settings_of(self.plan))
-        return outputs
-
-    def _backward(self, d_outputs, need_input):
-        h0, c0 = self.arrays[1:3]  # d_h_T = d_c_T = 0: only the outputs reach the loss
-        grads = lstm_backward_arrays(self.saved, self.arrays, d_outputs, np.zeros_like(h0),
-                                     np.zeros_like(c0), [need_input, False, False, *self.present],
-                                     **self._settings_of(self.plan))
-        weight_grads = [g for g, flag in zip(grads[3:], self.present) if flag]
+        batch, states = d_outputs.shape[0], len(self.state_sizes)
+        d_finals = [np.zeros((batch, size), self.dtype) for size in self.state_sizes]  # no loss
+        needs = [need_input, *[False] * states, *self.present]
+        grads = self.family.backward(self.plan, self.saved, d_outputs, d_finals, needs)
+        weight_grads = [g for g, flag in zip(grads[1 + states:], self.present) if flag]
         return (grads[0] if need_input else None), weight_grads
-
-
-class _SingleStateStep(RecurrentStep):
-    """GRU and SimpleRNN: the array-level forward, and the compiled backward with the buffers
-    their autograd Functions allocate (``d_x, d_weight_ih, d_weight_hh, d_bias_ih,
-    d_bias_hh``)."""
-
-    def _gradient_buffers(self, need_input: bool):
-        batch, steps, features = self.x.shape
-        width, dtype = self.weights["weight_ih"].shape[0], self.dtype
-        has_ih, has_hh = "bias_ih" in self.weights, "bias_hh" in self.weights
-        grads = (
-            np.empty((batch if need_input else 0, steps, features), dtype),
-            np.empty((width, features), dtype),
-            np.empty((width, self.weights["weight_hh"].shape[1]), dtype),
-            np.empty(width if has_ih else 0, dtype),
-            np.empty(width if has_hh else 0, dtype),
-        )
-        return grads, np.array([need_input, True, True, has_ih, has_hh])
-
-    def _split(self, grads, need_input: bool):
-        by_name = dict(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[1:]))
-        return (grads[0] if need_input else None), [by_name[name] for name in self.names]
-
-    def _state_gradient(self) -> np.ndarray:
-        """``d_h_T = 0`` (only the outputs reach the loss), filled in place by the kernel."""
-        return np.zeros((self.x.shape[0], self.spec.hidden_size), self.dtype)
-
-
-class GRUStep(_SingleStateStep):
-    def _forward(self, x):
-        h0 = np.zeros((x.shape[0], self.spec.hidden_size), self.dtype)
-        outputs, _, self.saved, self.blocks = gru_forward_arrays(
-            self.plan, x, h0, self.weights["weight_ih"], self.weights["weight_hh"],
-            self._weight("bias_ih"), self._weight("bias_hh"))
-        return outputs
-
-    def _backward(self, d_outputs, need_input):
-        plan = self.plan
-        grads, need = self._gradient_buffers(need_input)
-        gru_backward(d_outputs, self._state_gradient(), *self.saved, self.weights["weight_ih"],
-                     *self.blocks, bool(self.spec.reset_after), plan.keep, plan.recurrent, False,
-                     plan.activation, plan.recurrent_activation, need, *grads)
-        return self._split(grads, need_input)
-
-
-class SimpleRNNStep(_SingleStateStep):
-    def _forward(self, x):
-        h0 = np.zeros((x.shape[0], self.spec.hidden_size), self.dtype)
-        outputs, _, self.saved = rnn_forward_arrays(
-            self.plan, x, h0, self.weights["weight_ih"], self.weights["weight_hh"],
-            self._weight("bias_ih"), self._weight("bias_hh"))
-        return outputs
-
-    def _backward(self, d_outputs, need_input):
-        plan = self.plan
-        grads, need = self._gradient_buffers(need_input)
-        rnn_backward(d_outputs, self._state_gradient(), *self.saved, self.weights["weight_ih"],
-                     self.weights["weight_hh"], plan.keep, plan.recurrent, False,
-                     plan.activation, need, *grads)
-        return self._split(grads, need_input)
-
-
-RECURRENT_STEPS = {"lstm": LSTMStep, "gru": GRUStep, "rnn": SimpleRNNStep}
 
 
 # -- loss and metrics -----------------------------------------------------------------------------

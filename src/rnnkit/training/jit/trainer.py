@@ -23,8 +23,8 @@ from rnnkit.training.jit import small_lstm, updates
 from rnnkit.training.jit.layers import (
     DENSE_ACTIVATIONS,
     LOSS_KINDS,
-    RECURRENT_STEPS,
     DenseStep,
+    RecurrentStep,
     regression_loss,
 )
 from rnnkit.training.jit.small_lstm import SmallLSTMStep
@@ -155,7 +155,7 @@ def _layer_steps(model) -> list | None:
         if type(layer) is Dense and layer.activation in DENSE_ACTIVATIONS:
             steps.append(DenseStep(layer))
         elif type(layer) in (LSTM, GRU, SimpleRNN) and _fused_layer(layer):
-            step = RECURRENT_STEPS[layer.cell.family](layer)
+            step = RecurrentStep(layer)
             steps.append(SmallLSTMStep(layer, step) if type(layer) is LSTM
                          and small_lstm.supports(layer) else step)
         else:
