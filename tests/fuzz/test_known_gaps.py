@@ -1,8 +1,8 @@
 """Bad input that once escaped validation (see docs/errors.md).
 
-Each test states the behaviour the hardening asks for. Gaps still open are marked
-``xfail(strict=True)`` with the module that owns them: when it is fixed the test passes, the
-strict marker fails the run, and the marker should be removed.
+Each test states the behaviour the hardening asks for. A gap found later and not yet fixed
+belongs here too, marked ``pytest.mark.xfail(strict=True, reason="<module>: <what>")``: once the
+module is fixed the test passes, the strict marker fails the run, and the marker is removed.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ B, T, F = 2, 4, 3
 def names(call, argument: str) -> None:
     with pytest.raises((ValueError, TypeError), match=argument):
         call()
-
-
-def gap(owner: str, what: str):
-    return pytest.mark.xfail(strict=True, reason=f"{owner}: {what}")
 
 
 def model():
@@ -49,7 +45,6 @@ def test_bad_recurrent_activation_is_named():
     names(lambda: layers.GRU(4, recurrent_activation="nope"), "recurrent_activation")
 
 
-@gap("nn/_base.py", "dtype= is passed to torch.empty unchecked")
 def test_integer_module_dtype_is_refused():
     names(lambda: rnn_nn.LSTM(3, 4, dtype=torch.int64), "dtype")
 
@@ -75,7 +70,6 @@ def test_predict_refuses_meta_tensors_by_name():
     names(lambda: model().predict(torch.empty(B, T, F, device="meta"), verbose=0), "x")
 
 
-@gap("kernels/dispatch.py", "backend='fused' declines an empty batch, blaming the dtype")
 def test_fused_backend_accepts_an_empty_batch():
     output = layers.LSTM(4, backend="fused")(np.zeros((0, T, F), "float32"))
     assert tuple(output.shape) == (0, 4)

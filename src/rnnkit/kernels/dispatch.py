@@ -47,7 +47,8 @@ def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | N
         runner = fused_runner(cell, inputs)
         if runner is not None:
             return runner(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
-        if backend == "fused":
+        # An empty batch or sequence has nothing to compute: the loop returns the empty results.
+        if backend == "fused" and 0 not in inputs.shape:
             raise ValueError(
                 f"backend: 'fused' has no kernel for {type(cell).__name__} on "
                 f"{inputs.device.type} with dtype {inputs.dtype}; use 'auto' or 'reference'"

@@ -106,6 +106,9 @@ class RNNBase(nn.Module):
         self._activation = activation
         self._all_weights: list[list[str]] = []
         self._cells: dict[int, tuple[tuple, BoundCell]] = {}
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype: expected a floating-point torch.dtype (the parameters are "
+                            f"trained), got {dtype!r}")
         factory = {"device": device, "dtype": dtype}
         for layer in range(self.num_layers):
             spec = self._layer_spec(layer)
