@@ -209,7 +209,20 @@ class RNN(Layer):
 
         Returns ``(output (B, O), new_state list)``. Shares the layer's weights. Under
         ``torch.no_grad()`` a built-in cell's step runs as one compiled call when the inputs and
-        state are tensors of the cell's dtype and shape (the streaming case).
+        state are tensors of the cell's dtype and shape (the streaming case). Its outputs are then
+        views into blocks of preallocated steps: keeping one alive keeps its block (16 KB in
+        float32); ``.clone()`` an output you store for long.
+
+        Example::
+
+            from rnnkit.layers import LSTM
+
+            layer = LSTM(64)
+            layer.build((1, None, 32))
+            state = None
+            with torch.no_grad():
+                for x_t in stream:  # each (1, 32)
+                    y_t, state = layer.step(x_t, state)
         """
         if self.built and self.backend != "reference" and (state is not None or not self.stateful):
             # _modules directly: nn.Module's attribute fallback for `self.cell` costs more than
