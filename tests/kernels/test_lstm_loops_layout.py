@@ -2,7 +2,7 @@
 loop.
 
 Small problems run their step GEMMs batch-major and large ones batch-minor (see
-``rnnkit.kernels._lstm_loops.batch_minor_steps``); the property tests elsewhere draw small
+``rnnkit.kernels.lstm.batch_minor_steps``); the property tests elsewhere draw small
 problems, so here the threshold is lowered to run the batch-minor path on every option.
 """
 
@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 
 from rnnkit.cells import LSTMCell
-from rnnkit.kernels import _lstm_loops
+from rnnkit.kernels import lstm as lstm_kernels
 
 from ._harness import (
     assert_backends_agree,
@@ -28,7 +28,7 @@ from .test_fused_lstm import OPTIONS, units_and_projection
 
 
 def batch_minor_everywhere():
-    return mock.patch.object(_lstm_loops, "BATCH_MINOR_MIN_MACS", 0)
+    return mock.patch.object(lstm_kernels, "BATCH_MINOR_MIN_MACS", 0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -55,7 +55,7 @@ def test_batch_minor_gradcheck(options):
 def test_large_enough_for_batch_minor(dtype):
     """A problem the default threshold sends batch-minor, with masks and every option."""
     batch, units, input_size = 32, 128, 24
-    assert _lstm_loops.batch_minor_steps(batch, 4 * units, units)
+    assert lstm_kernels.batch_minor_steps(batch, 4 * units, units)
     for options in ({}, {"peephole": True, "layer_norm": True, "recurrent_bias": True}):
         cell = LSTMCell(units, input_size=input_size, dtype=dtype, **options)
         problem = make_problem(

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import torch
 
+from rnnkit.cells.base import GATES
 from rnnkit.kernels._numba import activation_code
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -111,7 +112,7 @@ def plan_of(spec, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool,
         recurrent = np.empty((0, 0), NUMPY_DTYPES[inputs.dtype])
     else:
         recurrent = as_array(recurrent_mask.detach().expand(batch, width))
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[spec.family]
+    gates = GATES[spec.family]
     threads = gemm_threads(batch, gates * spec.hidden_size, width)
     return Plan(keep, recurrent, bool(zero_output), codes, threads, spec)
 

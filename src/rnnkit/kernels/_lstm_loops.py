@@ -8,17 +8,15 @@ gradient is one GEMM.
 Everything saved is time-major (``[t]`` is a contiguous ``(B, ·)`` block), so that each step's
 GEMM reads the saved arrays in place, and the weight gradients are GEMMs over all ``T·B`` rows.
 Large step GEMMs run with the batch as the product's minor dimension, which OpenBLAS runs faster,
-and are transposed back. The caller allocates every array (returning arrays from a compiled
-function costs microseconds each); the backward's work arrays are kept between calls, since
-fresh memory of that size costs page faults on every call. The common case, tanh and sigmoid
+and are transposed back. The caller (:mod:`rnnkit.kernels.lstm`'s array level) allocates every
+array (returning arrays from a compiled function costs microseconds each) and keeps the
+backward's work arrays between calls, since fresh memory of that size costs page faults on every
+call. The common case, tanh and sigmoid
 (with or without peepholes and layer norm), has its own row loops, where every activation is
 inlined and vectorised.
 """
 
 from __future__ import annotations
-
-import math
-import threading
 
 import numpy as np
 
@@ -27,13 +25,16 @@ from rnnkit.kernels._numba import (
     SIGMOID,
     TANH,
     activate,
+    copy,
     derivative,
+    emit_outputs,
     input_x_gradient_into,
     jit,
     layer_norm_row,
     layer_norm_row_backward,
     masked_state_grad,
     masked_state_grad_transposed,
+    route_output_grads,
     sigmoid_t,
     tanh_t,
     transpose_into,
@@ -132,12 +133,6 @@ def _plain_row_ln(gates, x_row, c_prev, peephole, c_new, c_hat, ln_weight, ln_bi
 
 
 @jit
-def _copy(src, dst):
-    for j in range(src.shape[0]):
-        dst[j] = src[j]
-
-
-@jit
 def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_hh, weight_hr_t,
                  peephole, ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight,
                  ln_c_bias, eps, keep, recurrent_mask, zero_output, act, rec_act, batch_minor,
@@ -163,7 +158,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_h
     fast = act == TANH and rec_act == SIGMOID
     for t in range(steps):
         for b in range(batch):
-            _copy(x[b, t], x_t[t, b])
+            copy(x[b, t], x_t[t, b])
     # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
     x_proj = gates.reshape(rows, four_h)
     np.dot(x_t.reshape(rows, features), weight_ih_t, x_proj)
@@ -180,8 +175,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_h
     if bias_hh.size > 0:
         bias += bias_hh
     for b in range(batch):
-        _copy(h0[b], h_all[0, b])
-        _copy(c0[b], c_all[0, b])
+        copy(h0[b], h_all[0, b])
+        copy(c0[b], c_all[0, b])
     c_new, m = np.empty(hidden, c0.dtype), np.empty((batch, hidden), c0.dtype)
     c_ln = np.empty(hidden, c0.dtype)
     h_new = np.empty((batch, rec), h0.dtype)
@@ -226,26 +221,17 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_h
                     activate(act, c_new, tanh_c[t, b])
                 for j in range(hidden):
                     m[b, j] = g[3 * hidden + j] * tanh_c[t, b, j]
-            _copy(c_new if keep[b, t] else c_prev, c_all[t + 1, b])
+            copy(c_new if keep[b, t] else c_prev, c_all[t + 1, b])
         if proj:
             for b in range(batch):
-                _copy(m[b], m_all[t, b])
+                copy(m[b], m_all[t, b])
             np.dot(m, weight_hr_t, h_new)
         else:
             h_new = m
-        for b in range(batch):
-            if keep[b, t]:
-                _copy(h_new[b], h_all[t + 1, b])
-                _copy(h_new[b], outputs[b, t])
-            else:
-                _copy(h_all[t, b], h_all[t + 1, b])
-                if zero_output or t == 0:
-                    outputs[b, t] = 0.0
-                else:
-                    _copy(outputs[b, t - 1], outputs[b, t])
+        emit_outputs(outputs, h_all, h_new, t, keep, zero_output)
     for b in range(batch):
-        _copy(h_all[steps, b], h_final[b])
-        _copy(c_all[steps, b], c_final[b])
+        copy(h_all[steps, b], h_final[b])
+        copy(c_all[steps, b], c_final[b])
 
 
 @jit
@@ -386,22 +372,11 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     d_rec = np.empty_like(d_h)
     d_rec_t = np.empty((rec if batch_minor else 0, batch), dtype)
     for t in range(steps - 1, -1, -1):
-        for b in range(batch):
-            if keep[b, t]:
-                for j in range(rec):
-                    d_new[b, j] = d_h[b, j] + d_outputs[b, t, j] + carry[b, j]
-                    carry[b, j] = 0.0
-            else:
-                d_new[b] = 0.0
-                if zero_output:
-                    carry[b] = 0.0
-                else:
-                    for j in range(rec):
-                        carry[b, j] += d_outputs[b, t, j]
+        route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_new)
         if proj:
             np.dot(d_new, weight_hr, d_m)
             for b in range(batch):
-                _copy(d_new[b], d_h_new[t, b])
+                copy(d_new[b], d_h_new[t, b])
         else:
             d_m = d_new
         dg_t = d_gates[t]
@@ -466,130 +441,3 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
                               d_weight_hh)
     if need[0]:
         input_x_gradient_into(d_gates2, x_t, weight_ih, d_x_t, d_x)
-
-
-# -- array level: allocation around the compiled calls ---------------------------------------
-# Callers (the autograd Function, the compiled training step) exchange plain arrays with these
-# two functions and never allocate the loops' buffers themselves, so the buffers' layout can
-# change with the loops alone. BLAS threads are the caller's to set.
-
-
-# Step GEMMs of at least this many multiply-adds run as ``(4H, B) = U ĥ^T`` (see
-# :func:`rnnkit.kernels._numba.transpose_into`); below it the transposes cost more than they save.
-BATCH_MINOR_MIN_MACS = 1 << 20
-
-
-def batch_minor_steps(batch: int, width: int, depth: int) -> bool:
-    """Whether a step GEMM ``(batch, depth) @ (depth, width)`` runs with the batch minor."""
-    return batch * width * depth >= BATCH_MINOR_MIN_MACS
-
-
-_work_arrays = threading.local()
-
-
-def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A work array of ``shape`` that no result aliases, reused across this thread's calls.
-
-    Fresh memory is zeroed by the kernel page by page as it is first touched: at B=64, T=100,
-    H=512 the backward's 50 MB of work arrays cost about 20 000 page faults and 30-90 ms per call
-    (measured), against nothing when reused. Each name keeps the largest array asked for.
-    """
-    size = math.prod(shape)
-    key = (name, dtype)
-    buffer = _work_arrays.__dict__.get(key)
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size, dtype)
-        _work_arrays.__dict__[key] = buffer
-    return buffer[:size].reshape(shape)
-
-
-def _transposed(array: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of ``array.T`` (the per-step GEMM's right-hand side)."""
-    return np.ascontiguousarray(array.T)
-
-
-def lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln, *, eps, keep,
-                        recurrent, zero_output, activation, recurrent_activation):
-    """Forward over ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
-
-    Weights are in torch's layout (``w_ih (4H, I)``, ...); absent options are empty arrays
-    (``w_hr``, ``peep`` ``(0, 0)``; ``ln`` six empty vectors). ``keep (B, T)`` bool is True on real
-    steps; ``recurrent`` the ``(B, R)`` recurrent-dropout mask or ``(0, 0)``.
-    Returns ``(outputs (B, T, R), h_T (B, R), c_T (B, H), saved)``; ``saved`` is what
-    :func:`lstm_backward_arrays` needs.
-    """
-    batch, steps, features = x.shape
-    hidden, rec = c0.shape[1], h0.shape[1]
-    dtype = x.dtype
-    proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
-    four_h = 4 * hidden
-    has_mask = recurrent.size > 0
-    outputs = np.empty((batch, steps, rec), dtype)
-    h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
-    saved = (
-        np.empty((steps, batch, features), dtype),  # x_t
-        np.empty((steps * batch if norm else 0, four_h), dtype),  # x_hat
-        np.empty(steps * batch if norm else 0, dtype),  # rstd_ih
-        np.empty((steps, batch, four_h), dtype),  # gates
-        np.empty((steps + 1, batch, hidden), dtype),  # c_all
-        np.empty((steps, batch, hidden), dtype),  # tanh_c
-        np.empty((steps + 1, batch, rec), dtype),  # h_all
-        np.empty((steps if has_mask else 0, batch, rec), dtype),  # h_rec_all
-        np.empty((steps if proj else 0, batch, hidden), dtype),  # m_all
-        np.empty((steps if norm else 0, batch, four_h), dtype),  # h_hat
-        np.empty((steps if norm else 0, batch, hidden), dtype),  # c_hat
-        np.empty((steps if norm else 0, batch, 2), dtype),  # rstd
-    )
-    minor = batch_minor_steps(batch, four_h, rec)
-    w_hh_t = np.empty((0, 0), dtype) if minor else _transposed(w_hh)  # only batch-major reads it
-    lstm_forward(
-        x, h0, c0, w_ih.T, w_hh, w_hh_t, b_ih, b_hh, _transposed(w_hr), peep, *ln, eps, keep,
-        recurrent, zero_output, activation, recurrent_activation, minor, outputs, h_final,
-        c_final, *saved,
-    )
-    return outputs, h_final, c_final, saved
-
-
-def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, *, eps, keep,
-                         recurrent, zero_output, activation, recurrent_activation):
-    """Gradients from ``d_outputs (B, T, R)``, ``d_h_final (B, R)``, ``d_c_final (B, H)``.
-
-    ``arrays`` are the forward's inputs ``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln)``;
-    ``needs`` flags the 15 gradients in that order (``ln`` counting six). Returns the 15
-    gradients as arrays; those not needed are empty or unspecified.
-    """
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln = arrays
-    dtype = x.dtype
-    batch, steps, features = x.shape
-    hidden, rec = c0.shape[1], h0.shape[1]
-    four_h = 4 * hidden
-    d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
-    d_c = np.array(d_c_final, dtype, order="C")
-    grads = (
-        np.empty((batch if needs[0] else 0, steps, features), dtype),
-        d_h,
-        d_c,
-        np.empty((four_h, features) if needs[3] else (0, 0), dtype),
-        np.empty((four_h, rec) if needs[4] else (0, 0), dtype),
-        np.empty(four_h if needs[5] else 0, dtype),
-        np.empty(four_h if needs[6] else 0, dtype),
-        np.empty((rec, hidden) if needs[7] and w_hr.shape[0] else (0, 0), dtype),
-        np.empty_like(peep),
-        np.empty((6, four_h), dtype),
-    )
-    need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
-    both_weights = needs[3] and needs[4] and ln[2].size == 0  # see weight_gradients_into
-    work = (
-        _workspace("d_gates", (steps, batch, four_h), dtype),
-        _workspace("both", (steps * batch if both_weights else 0, features + rec), dtype),
-        _workspace("result", (four_h if both_weights else 0, features + rec), dtype),
-        _workspace("d_x_t", (steps if needs[0] else 0, batch, features), dtype),
-    )
-    minor = batch_minor_steps(batch, four_h, rec)
-    w_hh_t = _transposed(w_hh) if minor else np.empty((0, 0), dtype)  # only batch-minor reads it
-    lstm_backward(
-        d_outputs, d_h, d_c, *saved, w_ih, w_hh, w_hh_t, w_hr, peep, ln[0], ln[2], ln[4], keep,
-        recurrent, zero_output, activation, recurrent_activation, minor, need, *work, *grads,
-    )
-    d_ln = grads[9]
-    return (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])

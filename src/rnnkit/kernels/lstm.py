@@ -15,8 +15,135 @@ projection and weight gradients included, behind the ``autograd.Function`` of
 
 from __future__ import annotations
 
-from rnnkit.kernels._common import Plan, arrays_of, optional_matrix
-from rnnkit.kernels._lstm_loops import lstm_backward_arrays, lstm_forward_arrays
+import math
+import threading
+
+import numpy as np
+
+from rnnkit.kernels._common import Plan, arrays_of, optional_matrix, transposed
+from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
+
+# -- array level: allocation around the compiled loops ---------------------------------------
+# forward/backward below (and through them the autograd Function and the compiled training step)
+# exchange plain arrays with these two functions, which alone know the loops' buffers. BLAS
+# threads are the caller's to set.
+
+
+# Step GEMMs of at least this many multiply-adds run as ``(4H, B) = U ĥ^T`` (see
+# :func:`rnnkit.kernels._numba.transpose_into`); below it the transposes cost more than they save.
+BATCH_MINOR_MIN_MACS = 1 << 20
+
+
+def batch_minor_steps(batch: int, width: int, depth: int) -> bool:
+    """Whether a step GEMM ``(batch, depth) @ (depth, width)`` runs with the batch minor."""
+    return batch * width * depth >= BATCH_MINOR_MIN_MACS
+
+
+_work_arrays = threading.local()
+
+
+def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work array of ``shape`` that no result aliases, reused across this thread's calls.
+
+    Fresh memory is zeroed by the kernel page by page as it is first touched: at B=64, T=100,
+    H=512 the backward's 50 MB of work arrays cost about 20 000 page faults and 30-90 ms per call
+    (measured), against nothing when reused. Each name keeps the largest array asked for.
+    """
+    size = math.prod(shape)
+    key = (name, dtype)
+    buffer = _work_arrays.__dict__.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype)
+        _work_arrays.__dict__[key] = buffer
+    return buffer[:size].reshape(shape)
+
+
+def lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln, *, eps, keep,
+                        recurrent, zero_output, activation, recurrent_activation):
+    """Forward over ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
+
+    Weights are in torch's layout (``w_ih (4H, I)``, ...); absent options are empty arrays
+    (``w_hr``, ``peep`` ``(0, 0)``; ``ln`` six empty vectors). ``keep (B, T)`` bool is True on real
+    steps; ``recurrent`` the ``(B, R)`` recurrent-dropout mask or ``(0, 0)``.
+    Returns ``(outputs (B, T, R), h_T (B, R), c_T (B, H), saved)``; ``saved`` is what
+    :func:`lstm_backward_arrays` needs.
+    """
+    batch, steps, features = x.shape
+    hidden, rec = c0.shape[1], h0.shape[1]
+    dtype = x.dtype
+    proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
+    four_h = 4 * hidden
+    has_mask = recurrent.size > 0
+    outputs = np.empty((batch, steps, rec), dtype)
+    h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
+    saved = (
+        np.empty((steps, batch, features), dtype),  # x_t
+        np.empty((steps * batch if norm else 0, four_h), dtype),  # x_hat
+        np.empty(steps * batch if norm else 0, dtype),  # rstd_ih
+        np.empty((steps, batch, four_h), dtype),  # gates
+        np.empty((steps + 1, batch, hidden), dtype),  # c_all
+        np.empty((steps, batch, hidden), dtype),  # tanh_c
+        np.empty((steps + 1, batch, rec), dtype),  # h_all
+        np.empty((steps if has_mask else 0, batch, rec), dtype),  # h_rec_all
+        np.empty((steps if proj else 0, batch, hidden), dtype),  # m_all
+        np.empty((steps if norm else 0, batch, four_h), dtype),  # h_hat
+        np.empty((steps if norm else 0, batch, hidden), dtype),  # c_hat
+        np.empty((steps if norm else 0, batch, 2), dtype),  # rstd
+    )
+    minor = batch_minor_steps(batch, four_h, rec)
+    w_hh_t = np.empty((0, 0), dtype) if minor else transposed(w_hh)  # only batch-major reads it
+    lstm_forward(
+        x, h0, c0, w_ih.T, w_hh, w_hh_t, b_ih, b_hh, transposed(w_hr), peep, *ln, eps, keep,
+        recurrent, zero_output, activation, recurrent_activation, minor, outputs, h_final,
+        c_final, *saved,
+    )
+    return outputs, h_final, c_final, saved
+
+
+def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, *, eps, keep,
+                         recurrent, zero_output, activation, recurrent_activation):
+    """Gradients from ``d_outputs (B, T, R)``, ``d_h_final (B, R)``, ``d_c_final (B, H)``.
+
+    ``arrays`` are the forward's inputs ``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln)``;
+    ``needs`` flags the 15 gradients in that order (``ln`` counting six). Returns the 15
+    gradients as arrays; those not needed are empty or unspecified.
+    """
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln = arrays
+    dtype = x.dtype
+    batch, steps, features = x.shape
+    hidden, rec = c0.shape[1], h0.shape[1]
+    four_h = 4 * hidden
+    d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
+    d_c = np.array(d_c_final, dtype, order="C")
+    grads = (
+        np.empty((batch if needs[0] else 0, steps, features), dtype),
+        d_h,
+        d_c,
+        np.empty((four_h, features) if needs[3] else (0, 0), dtype),
+        np.empty((four_h, rec) if needs[4] else (0, 0), dtype),
+        np.empty(four_h if needs[5] else 0, dtype),
+        np.empty(four_h if needs[6] else 0, dtype),
+        np.empty((rec, hidden) if needs[7] and w_hr.shape[0] else (0, 0), dtype),
+        np.empty_like(peep),
+        np.empty((6, four_h), dtype),
+    )
+    need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
+    both_weights = needs[3] and needs[4] and ln[2].size == 0  # see weight_gradients_into
+    work = (
+        _workspace("d_gates", (steps, batch, four_h), dtype),
+        _workspace("both", (steps * batch if both_weights else 0, features + rec), dtype),
+        _workspace("result", (four_h if both_weights else 0, features + rec), dtype),
+        _workspace("d_x_t", (steps if needs[0] else 0, batch, features), dtype),
+    )
+    minor = batch_minor_steps(batch, four_h, rec)
+    w_hh_t = transposed(w_hh) if minor else np.empty((0, 0), dtype)  # only batch-minor reads it
+    lstm_backward(
+        d_outputs, d_h, d_c, *saved, w_ih, w_hh, w_hh_t, w_hr, peep, ln[0], ln[2], ln[4], keep,
+        recurrent, zero_output, activation, recurrent_activation, minor, need, *work, *grads,
+    )
+    d_ln = grads[9]
+    return (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
+
 
 # The weights the kernel reads, in the order of the loops' arguments (and of their gradients).
 FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",

@@ -18,6 +18,7 @@ import torch
 from numba import njit
 
 from rnnkit import activations
+from rnnkit.cells.base import GATES
 from rnnkit.kernels import gru as gru_kernels
 from rnnkit.kernels import lstm as lstm_kernels
 from rnnkit.kernels import rnn as rnn_kernels
@@ -145,8 +146,8 @@ class RecurrentStep:
 
     def threads(self, batch: int) -> int:
         """BLAS threads for this layer's per-step GEMMs at ``batch`` rows (as the torch path)."""
-        gates = {"rnn": 1, "gru": 3, "lstm": 4}[self.spec.family]
-        return gemm_threads(batch, gates * self.spec.hidden_size, self.spec.recurrent_size)
+        width = GATES[self.spec.family] * self.spec.hidden_size
+        return gemm_threads(batch, width, self.spec.recurrent_size)
 
     def _plan(self, batch: int, steps: int) -> Plan:
         """The kernels' settings for a ``(batch, steps)`` input: every step real, no dropout."""
