@@ -24,17 +24,19 @@ from rnnkit.kernels._numba import (
     SIGMOID,
     TANH,
     activate,
-    copy,
     derivative,
+    jit,
+    sigmoid_t,
+    tanh_t,
+)
+from rnnkit.kernels._rows import (
+    copy,
     emit_outputs,
     input_gradients,
-    jit,
     masked_state_grad,
     recurrent_rows,
     route_output_grads,
-    sigmoid_t,
     sum_rows,
-    tanh_t,
     time_major_projection,
 )
 

@@ -30,7 +30,7 @@ from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
 
 
 # Step GEMMs of at least this many multiply-adds run as ``(4H, B) = U ĥ^T`` (see
-# :func:`rnnkit.kernels._numba.transpose_into`); below it the transposes cost more than they save.
+# :func:`rnnkit.kernels._rows.transpose_into`); below it the transposes cost more than they save.
 BATCH_MINOR_MIN_MACS = 1 << 20
 
 

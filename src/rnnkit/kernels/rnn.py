@@ -16,16 +16,18 @@ import numpy as np
 from rnnkit.kernels._common import Plan, arrays_of, blas_threads, transposed
 from rnnkit.kernels._numba import (
     activate,
+    jit,
+    times_derivative,
+)
+from rnnkit.kernels._rows import (
     copy,
     emit_outputs,
     input_x_gradient,
-    jit,
     masked_state_grad,
     recurrent_rows,
     route_output_grads,
     sum_rows,
     time_major_projection,
-    times_derivative,
     weight_gradients,
 )
 
