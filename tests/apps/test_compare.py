@@ -41,7 +41,8 @@ def test_xor_compares_the_three_cells(tmp_path, capsys):
         "gru": 3 * 4 * (1 + 4 + 2) + 5,
     }
     for row in cells.values():
-        assert 0.0 <= row["best_val_metric"] <= 1.0 and "train_seconds" in row
+        assert 0.0 <= row["best_val_metric"] <= 1.0
+        assert "train_seconds" in row  # reported; its value is not checked (speed is in bench/)
         assert 1 <= row["best_epoch"] <= 2
     assert "SimpleRNN" in out and "best val_accuracy" in out
 
