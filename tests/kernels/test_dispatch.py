@@ -167,6 +167,22 @@ def test_recurrent_mask_that_needs_grad_gets_its_gradient():
     assert grads[0].abs().sum() > 0
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_create_graph_gives_first_order_gradients_and_refuses_a_second(family):
+    """A backward that builds a graph still gets the kernels' gradients; differentiating them
+    again raises instead of returning silently wrong second derivatives."""
+    cell = make_cell(family)
+    inputs = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    first = {}
+    for backend in ("fused", "reference"):
+        outputs, _ = run_sequence(cell, inputs, None, backend=backend)
+        first[backend] = torch.autograd.grad(outputs.square().sum(), inputs, create_graph=True)[0]
+    torch.testing.assert_close(first["fused"], first["reference"], rtol=1e-10, atol=1e-10)
+    assert first["reference"].requires_grad
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        first["fused"].sum().backward()
+
+
 def test_gru_keeps_its_output_dtype_and_shape():
     cell = GRUCell(4, input_size=2, reset_after=False)
     outputs, (h,) = run_sequence(cell, torch.randn(3, 5, 2), (torch.zeros(3, 4),), backend="fused")

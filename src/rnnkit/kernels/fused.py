@@ -19,12 +19,14 @@ strides, storage and version (in-place updates such as an optimizer step bump th
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import CELL_CLASSES
-from rnnkit.cells.base import GATES, BoundCell, BuiltinCell
+from rnnkit.cells.base import GATES, WEIGHT_NAMES, BoundCell, BuiltinCell, CellWeights
 from rnnkit.kernels import gru, lstm, rnn
 from rnnkit.kernels._common import (
     NUMPY_DTYPES,
@@ -118,8 +120,48 @@ def select(cell, inputs: torch.Tensor):
         return None
     if type(cell) is BoundCell:
         return _cached_kernel(cell, inputs)
+    if _keeps_its_definition(cell):
+        return _cached_layer_kernel(cell, inputs)
     kernel = _bind_kernel(cell, inputs)
     return None if kernel is None else kernel.run
+
+
+def _keeps_its_definition(cell) -> bool:
+    """True for a built-in cell whose spec, weights and call are the base class's (its weights
+    are its registered parameters): its kernel can then be kept, keyed on spec and parameters."""
+    kind = type(cell)
+    return (
+        isinstance(cell, BuiltinCell)
+        and kind.spec is BuiltinCell.spec
+        and kind.weights is BuiltinCell.weights
+        and kind.forward is BuiltinCell.forward
+    )
+
+
+# The Keras face's cells (BuiltinCell modules) -> their kernel cache; weak, so a cell's lifetime
+# and its pickled or copied form are untouched by it.
+_LAYER_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached_layer_kernel(cell: BuiltinCell, inputs: torch.Tensor):
+    """:func:`select` for a Keras-face cell: like :func:`_cached_kernel`, through a
+    :class:`BoundCell` of the cell's spec and parameters kept while neither changes (a changed
+    option, a reassigned parameter or a rebuild makes a new one)."""
+    if not cell.built:
+        return None
+    parameters = cell._parameters
+    tensors = tuple(parameters.get(name) for name in WEIGHT_NAMES)
+    spec = cell.spec
+    cached = _LAYER_CACHES.get(cell)
+    if (
+        cached is None
+        or cached[0] != spec
+        or not all(a is b for a, b in zip(cached[1], tensors, strict=True))
+    ):
+        weights = CellWeights(*tensors)
+        cached = (spec, tensors, BoundCell(type(cell), spec, weights))
+        _LAYER_CACHES[cell] = cached
+    return _cached_kernel(cached[2], inputs)
 
 
 def _bind_kernel(cell, inputs: torch.Tensor) -> BoundKernel | None:
@@ -211,32 +253,39 @@ class BoundKernel:
         the reference loop."""
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-        if not run_inputs_fit(inputs, state, cell.state_size, mask, recurrent_mask):
+        sizes = cell.state_size
+        if not run_inputs_fit(inputs, state, sizes, mask, recurrent_mask):
             return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
         plan = self.plan(inputs, mask, recurrent_mask, zero_output_for_mask)
-        batch, sizes = inputs.shape[0], cell.state_size
         if state is None:
+            batch, numpy_dtype = inputs.shape[0], NUMPY_DTYPES[self.dtype]
             state = (None,) * len(sizes)
-            state_arrays = [np.zeros((batch, size), NUMPY_DTYPES[self.dtype]) for size in sizes]
+            state_arrays = [np.zeros((batch, size), numpy_dtype) for size in sizes]
         else:
             state_arrays = [as_array(s) for s in state]
-        everything = (inputs, *state, *self.tensors)
-        tracked = (
-            [
-                position
-                for position, tensor in enumerate(everything)
-                if tensor is not None and tensor.requires_grad
-            ]
-            if torch.is_grad_enabled()
-            else []
-        )
-        call = FusedCall(self, plan, as_array(inputs), state_arrays, tracked)
+        tracked = _tracked(inputs, state, self.tensors) if torch.is_grad_enabled() else ()
+        x = as_array(inputs)
         if not tracked:
             with blas_threads(plan.threads):
-                outputs, finals, _ = self.family.forward(plan, call.x, state_arrays, self.prepared)
+                outputs, finals, _ = self.family.forward(plan, x, state_arrays, self.prepared)
             return torch.from_numpy(outputs), tuple(torch.from_numpy(f) for f in finals)
+        everything = (inputs, *state, *self.tensors)
+        call = FusedCall(self, plan, x, state_arrays, tracked)
         outputs, *finals = FusedSequence.apply(call, *(everything[p] for p in tracked))
         return outputs, tuple(finals)
+
+
+def _tracked(inputs: torch.Tensor, state: tuple, tensors: tuple) -> tuple[int, ...]:
+    """The positions in ``(inputs, *state, *tensors)`` of the tensors that need gradients."""
+    positions = [0] if inputs.requires_grad else []
+    for position, tensor in enumerate(state, 1):
+        if tensor is not None and tensor.requires_grad:
+            positions.append(position)
+    first = 1 + len(state)
+    for position, tensor in enumerate(tensors, first):
+        if tensor is not None and tensor.requires_grad:
+            positions.append(position)
+    return tuple(positions)
 
 
 class FusedCall:
@@ -271,26 +320,36 @@ class FusedSequence(torch.autograd.Function):
         return torch.from_numpy(outputs), *(torch.from_numpy(f) for f in finals)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_outputs, *d_finals):
-        call = ctx.call
-        ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
-        kernel, plan = call.kernel, call.plan
-        needs = [False] * (1 + len(call.states) + len(kernel.tensors))
-        for position, need in zip(call.tracked, ctx.needs_input_grad[1:]):
-            needs[position] = need
-        if d_outputs is None:
-            batch, steps = call.x.shape[:2]
-            d_outputs = np.zeros((batch, steps, call.states[0].shape[1]), call.x.dtype)
-        else:
-            d_outputs = as_array(d_outputs)
-        d_finals = [
-            np.zeros_like(state) if d is None else d.detach().numpy()
-            for d, state in zip(d_finals, call.states)
-        ]
-        with blas_threads(plan.threads):
-            grads = kernel.family.backward(plan, ctx.saved, d_outputs, d_finals, needs)
-        return None, *(
-            torch.from_numpy(grads[position]) if needs[position] else None
-            for position in call.tracked
-        )
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradients carry a node that refuses a second backward.
+            return _gradients_once(ctx, d_outputs, *d_finals)
+        return _gradients(ctx, d_outputs, *d_finals)
+
+
+def _gradients(ctx, d_outputs, *d_finals):
+    """:meth:`FusedSequence.backward`: ``None`` for ``call``, then the tracked tensors' gradients.
+
+    The kernels' backward is not itself differentiable; :func:`_gradients_once` wraps this for a
+    backward that builds a graph.
+    """
+    call = ctx.call
+    ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
+    kernel, plan, tracked, states = call.kernel, call.plan, call.tracked, call.states
+    needs = [False] * (1 + len(states) + len(kernel.tensors))
+    for position, need in zip(tracked, ctx.needs_input_grad[1:]):
+        needs[position] = need
+    if d_outputs is None:
+        batch, steps = call.x.shape[:2]
+        d_outputs = np.zeros((batch, steps, states[0].shape[1]), call.x.dtype)
+    else:
+        d_outputs = as_array(d_outputs)
+    d_finals = [
+        np.zeros_like(state) if d is None else as_array(d) for d, state in zip(d_finals, states)
+    ]
+    with blas_threads(plan.threads):
+        grads = kernel.family.backward(plan, ctx.saved, d_outputs, d_finals, needs)
+    return (None, *[torch.from_numpy(grads[p]) if needs[p] else None for p in tracked])
+
+
+_gradients_once = once_differentiable(_gradients)
