@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnkit import layers
-from rnnkit.kernels.stepping import fused_step
+from rnnkit.kernels.stepping import STEP, TIMESTEP, TIMESTEP_SEQUENCE, fused_step
 
 VARIANTS = {
     "lstm": lambda dtype: layers.LSTM(5, dtype=dtype),
@@ -146,6 +146,10 @@ def _set_storage(layer):
     layer.cell.weight_hh.set_(torch.full_like(layer.cell.weight_hh, 0.1))
 
 
+def _load_state_dict(layer):
+    layer.load_state_dict({name: 0.5 * value for name, value in layer.state_dict().items()})
+
+
 UPDATES = {
     "in_place": _update_in_place,
     "optimizer": _update_by_optimizer,
@@ -153,6 +157,7 @@ UPDATES = {
     "data": _update_data,
     "parameter": _replace_parameter,
     "set_": _set_storage,
+    "load_state_dict": _load_state_dict,
 }
 
 
@@ -318,3 +323,36 @@ def test_zero_state_by_default():
         expected, _ = layer.cell(x, (torch.zeros(2, 5, dtype=torch.float64),))
     torch.testing.assert_close(output, expected, rtol=0, atol=1e-12)
     assert output is h
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("form", [TIMESTEP, TIMESTEP_SEQUENCE])
+def test_a_timestep_form_returns_a_copy_of_h_shaped_for_the_layer(name, form):
+    layer = _layer(name)
+    xs = torch.randn(3, 2, 1, 4, generator=torch.Generator().manual_seed(15))
+    with torch.no_grad():
+        expected_state = _random_state(layer, 2, torch.float32)
+        state = [s.clone() for s in expected_state]
+        for x in xs:
+            output, state = fused_step(layer.cell, x, state, form)
+            expected = _cell_step(layer, x[:, 0], expected_state)
+            expected_state = expected[1]
+            assert output.shape == ((2, 1, 5) if form == TIMESTEP_SEQUENCE else (2, 5))
+            _assert_step_equal((output.reshape(2, 5), state), expected, torch.float32)
+            assert output.data_ptr() != state[0].data_ptr()
+
+
+def test_each_form_takes_only_its_inputs_rank():
+    layer = _layer("lstm")
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        _, returned = fused_step(layer.cell, x, None)
+        for state in (None, returned):
+            assert fused_step(layer.cell, x, state, TIMESTEP) is None
+            assert fused_step(layer.cell, x[:, None], state, STEP) is None
+            assert fused_step(layer.cell, x[None], state, TIMESTEP) is None  # (1, 2, 4)
+        # The state a step returned feeds a timestep too (and back), through the full checks.
+        output, state = fused_step(layer.cell, x[:, None], returned, TIMESTEP_SEQUENCE)
+        expected = _cell_step(layer, x, returned)
+        _assert_step_equal((output[:, 0], state), expected, torch.float32)
+        assert fused_step(layer.cell, x, state) is not None

@@ -33,10 +33,17 @@ def _pair(name, dtype, **options):
     return stateful, reference
 
 
+def _refuse_the_sequence_path(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the one-step call took the sequence path")
+
+    monkeypatch.setattr(rnn_module, "run_sequence", refuse)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", sorted(LAYERS))
 @pytest.mark.parametrize("form", ["last", "sequences", "state"])
-def test_one_step_at_a_time_matches_the_whole_sequence(name, dtype, form):
+def test_one_step_at_a_time_matches_the_whole_sequence(name, dtype, form, monkeypatch):
     options = {
         "last": {},
         "sequences": {"return_sequences": True},
@@ -47,8 +54,9 @@ def test_one_step_at_a_time_matches_the_whole_sequence(name, dtype, form):
     atol = TOLERANCE[dtype]
     with torch.no_grad():
         outputs, *final_state = reference(xs)
+        _refuse_the_sequence_path(monkeypatch)
         for t in range(xs.shape[1]):
-            result = stateful(xs[:, t : t + 1])
+            result = stateful(xs[:, t : t + 1].contiguous())
             output = result[0] if form == "state" else result
             expected = outputs[:, t : t + 1] if form == "sequences" else outputs[:, t]
             assert output.shape == expected.shape
@@ -62,11 +70,7 @@ def test_one_step_at_a_time_matches_the_whole_sequence(name, dtype, form):
 
 def test_runs_without_the_sequence_path(monkeypatch):
     stateful, _ = _pair("lstm", torch.float32)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the one-step call took the sequence path")
-
-    monkeypatch.setattr(rnn_module, "run_sequence", refuse)
+    _refuse_the_sequence_path(monkeypatch)
     with torch.no_grad():
         stateful(torch.randn(2, 1, 4))
         stateful(torch.randn(2, 1, 4))
@@ -74,14 +78,15 @@ def test_runs_without_the_sequence_path(monkeypatch):
         stateful(torch.randn(2, 2, 4))  # two timesteps: the usual path
 
 
-def test_writing_to_the_output_leaves_the_state_alone():
+def test_writing_to_the_output_leaves_the_state_alone(monkeypatch):
     stateful, reference = _pair("gru", torch.float32)
     xs = torch.randn(2, 2, 4, generator=torch.Generator().manual_seed(13))
     with torch.no_grad():
-        output = stateful(xs[:, :1])
-        output.fill_(100.0)
-        second = stateful(xs[:, 1:])
         expected, *_ = reference(xs)
+        _refuse_the_sequence_path(monkeypatch)
+        output = stateful(xs[:, :1].contiguous())
+        output.fill_(100.0)
+        second = stateful(xs[:, 1:].contiguous())
     torch.testing.assert_close(second, expected[:, 1], rtol=0, atol=1e-5)
 
 
@@ -98,3 +103,21 @@ def test_reset_states_and_batch_mismatch():
         expected, *_ = reference(x)
     torch.testing.assert_close(again, first, rtol=0, atol=0)
     torch.testing.assert_close(again, expected[:, 0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_sees_weights_changed_between_timesteps(name, monkeypatch):
+    stateful, reference = _pair(name, torch.float32)
+    xs = torch.randn(2, 2, 1, 4, generator=torch.Generator().manual_seed(15))
+    with torch.no_grad():
+        stateful(xs[0])
+        state = [s.clone() for s in stateful.states]
+        for a, b in zip(stateful.parameters(), reference.parameters()):
+            a.mul_(0.5)
+            b.mul_(0.5)
+        expected, *final_state = reference(xs[1], initial_state=state)
+        _refuse_the_sequence_path(monkeypatch)
+        output = stateful(xs[1])
+    torch.testing.assert_close(output, expected[:, 0], rtol=0, atol=1e-5)
+    for got, want in zip(stateful.states, final_state):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)

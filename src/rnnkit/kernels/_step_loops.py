@@ -1,9 +1,13 @@
 """Compiled single steps for streaming inference (``RNN.step`` under ``torch.no_grad()``).
 
 A step at batch 1 is a few thousand multiply-adds: what costs is the calling, so each kernel takes
-plain integers (the tensors' addresses, sizes, activation codes: the cheapest arguments for
-numba's dispatcher) and one array, and does the whole step, matrix-vector products included, in
-one call.
+one array and plain integers (the tensors' addresses, sizes, activation codes: the cheapest
+arguments to unbox), and does the whole step, matrix-vector products included, in one call. All
+three share one signature, ``(packed, features, mode, batch, x, h, c, out, y)``: the first three
+are fixed per cell (bound once by :mod:`rnnkit.kernels.stepping`), and ``c`` is ignored by the
+families without a cell state. ``out`` is where the new state goes, its tensors one after the
+other (LSTM: ``h`` then ``c``, ``batch * H`` values each); ``y``, unless 0, gets a copy of the new
+``h`` (a layer's output that must not share memory with its state).
 
 The array is the cell's weights packed by :mod:`rnnkit.kernels.stepping` (kept until a weight
 changes), ``(I + H + extra, G*H)`` with the gates along the columns:
@@ -15,8 +19,8 @@ changes), ``(I + H + extra, G*H)`` with the gates along the columns:
 - LSTM with peepholes, row ``I+H+1``: ``[w_ci, w_cf, w_co, 0]``.
 
 An address of 0 for the state stands for zeros (the default initial state). The activations (and
-GRU's ``reset_after``) come as one integer, :func:`mode_of`: each argument costs numba's
-dispatcher about 45 ns, a tenth of the kernel's own time at H=64.
+GRU's ``reset_after``) come as one integer, :func:`mode_of`: each argument costs the call a
+little (15-45 ns measured), against about 1.4 us for the kernel's own work at H=64.
 """
 
 from __future__ import annotations
@@ -72,6 +76,13 @@ def view(address, rows, cols, like):
 
 
 @jit
+def copy_to(address, rows):
+    """``rows`` copied to the array at ``address`` as well, unless ``address`` is 0."""
+    if address != 0:
+        view(address, rows.shape[0], rows.shape[1], rows)[:] = rows
+
+
+@jit
 def add_products(vector, packed, first, out):
     """``out += vector @ packed[first : first + len(vector)]``, ``out`` of ``packed``'s width.
 
@@ -94,7 +105,9 @@ def add_products(vector, packed, first, out):
 
 
 @jit
-def rnn_step(x_address, h_address, out_address, batch, features, mode, packed):
+def rnn_step(
+    packed, features, mode, batch, x_address, h_address, c_address, out_address, y_address
+):
     """``h_t = act(x W^T + h U^T + b)`` for each of ``batch`` rows."""
     act = modes(mode)[0]
     hidden = packed.shape[1]
@@ -109,10 +122,13 @@ def rnn_step(x_address, h_address, out_address, batch, features, mode, packed):
         if h_address != 0:
             add_products(h[b], packed, features, pre)
         activate(act, pre, pre)
+    copy_to(y_address, out)
 
 
 @jit
-def gru_step(x_address, h_address, out_address, batch, features, mode, packed):
+def gru_step(
+    packed, features, mode, batch, x_address, h_address, c_address, out_address, y_address
+):
     """One GRU step (both of Keras's forms, by ``reset_after``) for each of ``batch`` rows.
 
     Gates ``r, z, n`` along the columns; ``h_t = z * h + (1 - z) * n``."""
@@ -155,11 +171,12 @@ def gru_step(x_address, h_address, out_address, batch, features, mode, packed):
             z = act_(rec_act, pre_x[hidden + j] + pre_h[hidden + j])
             n = act_(act, pre_x[two_h + j] + pre_h[two_h + j])
             out[b, j] = z * h[b, j] + (1.0 - z) * n
+    copy_to(y_address, out)
 
 
 @jit
 def lstm_step(
-    x_address, h_address, c_address, h_out_address, c_out_address, batch, features, mode, packed
+    packed, features, mode, batch, x_address, h_address, c_address, out_address, y_address
 ):
     """One LSTM step (with peepholes when ``packed`` has their row) for each of ``batch`` rows.
 
@@ -169,8 +186,8 @@ def lstm_step(
     x = view(x_address, batch, features, packed)
     h = view(h_address, batch, hidden, packed)
     c = view(c_address, batch, hidden, packed)
-    h_out = view(h_out_address, batch, hidden, packed)
-    c_out = view(c_out_address, batch, hidden, packed)
+    h_out = view(out_address, batch, hidden, packed)
+    c_out = view(out_address + batch * hidden * packed.itemsize, batch, hidden, packed)
     bias = packed[features + hidden]
     peep = packed.shape[0] > features + hidden + 1
     peephole = packed[packed.shape[0] - 1]
@@ -204,6 +221,7 @@ def lstm_step(
                 a_o += peephole[2 * hidden + j] * c_new
             c_out[b, j] = c_new
             h_out[b, j] = act_(rec_act, a_o) * act_(act, c_new)
+    copy_to(y_address, h_out)
 
 
 KERNELS = {"rnn": rnn_step, "gru": gru_step, "lstm": lstm_step}

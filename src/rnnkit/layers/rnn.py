@@ -104,22 +104,19 @@ class RNN(Layer):
     def _stateful_step(self, inputs, training):
         """A stateful call on one timestep ``(B, 1, I)`` as one compiled step (streaming), or
         ``None`` when the step kernel does not take it (the usual path then runs, and checks)."""
-        if (self.backend == "reference" or type(inputs) is not torch.Tensor or inputs.dim() != 3
-                or inputs.shape[1] != 1 or not inputs.is_contiguous()):
+        if self.backend == "reference":
             return None
         cell = self._modules["cell"]
         if training and (getattr(cell, "dropout", 0.0) > 0
                          or getattr(cell, "recurrent_dropout", 0.0) > 0):
             return None
-        result = stepping.fused_step(cell, inputs.view(inputs.shape[0], inputs.shape[2]),
-                                     self.states)
+        # fused_step takes only (B, 1, I) inputs here, and writes the output, (B, 1, H) or
+        # (B, H), as a copy of the new h, so that writing to it leaves the state alone.
+        form = stepping.TIMESTEP_SEQUENCE if self.return_sequences else stepping.TIMESTEP
+        result = stepping.fused_step(cell, inputs, self.states, form)
         if result is None:
             return None
         output, self.states = result
-        # The step's output is its new h: a copy, so that writing to it leaves the state alone.
-        output = output.clone()
-        if self.return_sequences:
-            output = output.unsqueeze(1)  # (B, 1, H)
         return [output, *self.states] if self.return_state else output
 
     def _validate_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -211,7 +208,11 @@ class RNN(Layer):
         ``torch.no_grad()`` a built-in cell's step runs as one compiled call when the inputs and
         state are tensors of the cell's dtype and shape (the streaming case). Its outputs are then
         views into blocks of preallocated steps: keeping one alive keeps its block (16 KB in
-        float32); ``.clone()`` an output you store for long.
+        float32); ``.clone()`` an output you store for long. The compiled step reads a packed copy
+        of the weights, renewed when a weight's version counter or storage changes: in-place
+        updates (optimizers, ``load_state_dict``, ``set_weights``, ``p.mul_()`` under
+        ``no_grad``) and ``p.data = ...`` are seen, but a write through ``p.data`` (which
+        bypasses the version counter, as it does for autograd) is not.
 
         Example::
 
