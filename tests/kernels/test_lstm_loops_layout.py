@@ -1,5 +1,5 @@
-"""The fused LSTM's two step-GEMM orientations and its reused work arrays, against the reference
-loop.
+"""The fused LSTM's two step-GEMM orientations, its reused work arrays and the layout of the
+arrays it carves from one block, against the reference loop.
 
 Small problems run their step GEMMs batch-major and large ones batch-minor (see
 ``rnnkit.kernels.lstm.batch_minor_steps``); the property tests elsewhere draw small
@@ -8,14 +8,17 @@ problems, so here the threshold is lowered to run the batch-minor path on every 
 
 from __future__ import annotations
 
+import math
 from unittest import mock
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 
 from rnnkit.cells import LSTMCell
 from rnnkit.kernels import lstm as lstm_kernels
+from rnnkit.kernels._lstm_loops import _saved_views, _work_views
 
 from ._harness import (
     assert_backends_agree,
@@ -65,6 +68,20 @@ def test_large_enough_for_batch_minor(dtype):
         assert_backends_agree(problem)
 
 
+@pytest.mark.parametrize("extra_steps", [0, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_single_row_on_either_side_of_stored_u(extra_steps, dtype):
+    """B=1: up to ``STORED_U_MAX_STEPS`` steps multiply by U as stored, beyond by a copy of U^T."""
+    steps = lstm_kernels.STORED_U_MAX_STEPS + extra_steps
+    for options in ({}, {"peephole": True, "layer_norm": True, "proj_size": 2}):
+        cell = LSTMCell(5, input_size=3, dtype=dtype, **options)
+        problem = make_problem(
+            cell, batch=1, steps=steps, mask_kind="random", recurrent=True, zero_output=False,
+            seed=5,
+        )
+        assert_backends_agree(problem)
+
+
 def test_work_arrays_reused_across_shapes():
     """Backward passes of several sizes in turn: each reuses (or grows) the same work arrays."""
     sizes = [(4, 6, 5), (2, 3, 2), (5, 7, 6), (4, 6, 5)]  # (batch, steps, units)
@@ -76,3 +93,37 @@ def test_work_arrays_reused_across_shapes():
                 zero_output=False, seed=seed,
             )
             assert_backends_agree(problem)
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [((3, 2, 5), (0, 4), (7,), (2, 1, 16)), ((1,),), ((0, 3, 2), (4, 4), (5, 3, 1))],
+)
+def test_layout_gives_each_array_an_aligned_span_of_its_own(shapes):
+    size, layout = lstm_kernels._layout(shapes)
+    end = 0
+    for (start, *dims), shape in zip(layout.tolist(), shapes):
+        assert start % lstm_kernels.ALIGN_ITEMS == 0 and start >= end
+        assert tuple(dims) == shape + (1,) * (3 - len(shape))
+        end = start + math.prod(shape)
+    assert size >= end
+
+
+@pytest.mark.parametrize("options", [(False, False, False), (True, True, True)])
+def test_carved_arrays_do_not_overlap(options):
+    """Filled one after the other, every array carved from a block keeps its own values."""
+    norm, mask, proj = options
+    batch, steps, features, hidden, rec = 2, 3, 4, 5, 3 if proj else 5
+    carved = [
+        (_saved_views, lstm_kernels._saved_layout(batch, steps, features, hidden, rec, norm,
+                                                  mask, proj)),
+        (_work_views, lstm_kernels._work_layout(batch, steps, features, hidden, rec, norm, proj,
+                                                True, True)),
+    ]
+    for views_of, (size, layout) in carved:
+        views = views_of(np.zeros(size, np.float32), layout)
+        for k, view in enumerate(views):
+            assert view.shape == tuple(layout[k, 1 : 1 + view.ndim])
+            view[...] = k + 1
+        for k, view in enumerate(views):
+            assert np.all(view == k + 1)

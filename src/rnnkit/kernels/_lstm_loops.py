@@ -31,6 +31,9 @@ from rnnkit.kernels._numba import (
     tanh_t,
 )
 from rnnkit.kernels._rows import (
+    block_view1,
+    block_view2,
+    block_view3,
     copy,
     emit_outputs,
     input_x_gradient_into,
@@ -135,22 +138,41 @@ def _plain_row_ln(gates, x_row, c_prev, peephole, c_new, c_hat, ln_weight, ln_bi
 
 
 @jit
+def _saved_views(saved, layout):
+    """The forward's saved arrays, in the block ``saved`` at ``layout`` (see
+    ``rnnkit.kernels.lstm._saved_layout``)."""
+    return (
+        block_view3(saved, layout, 0), block_view2(saved, layout, 1),
+        block_view1(saved, layout, 2), block_view3(saved, layout, 3),
+        block_view3(saved, layout, 4), block_view3(saved, layout, 5),
+        block_view3(saved, layout, 6), block_view3(saved, layout, 7),
+        block_view3(saved, layout, 8), block_view3(saved, layout, 9),
+        block_view3(saved, layout, 10), block_view3(saved, layout, 11),
+    )
+
+
+@jit
 def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_hh, weight_hr_t,
                  peephole, ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight,
                  ln_c_bias, eps, keep, recurrent_mask, zero_output, act, rec_act, batch_minor,
-                 outputs, h_final, c_final, x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all,
-                 h_rec_all, m_all, h_hat, c_hat, rstd):
+                 outputs, h_final, c_final, saved, layout):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
 
     Absent options are arrays with a zero dimension. ``gates`` first receives the input
     projection, to which each step adds ``LN_hh(U ĥ)``; with ``batch_minor`` each step's ``U ĥ``
-    is computed as ``U ĥ^T (4H, B)`` and transposed (see :func:`transpose_into`). Fills
-    ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass: ``x_t
-    (T, B, I)``; with layer norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)``
-    (activated); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1, B, R)``; ``tanh_c
-    (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection ``m_all
-    (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd (T, B, 2)``.
+    is computed as ``U ĥ^T (4H, B)`` and transposed (see :func:`transpose_into`); else from
+    ``weight_hh_t = U^T``, except at B=1 where an empty ``weight_hh_t`` asks for the
+    matrix-vector product on ``U`` as stored. Fills
+    ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass, the arrays of
+    :func:`_saved_views` in the block ``saved`` at ``layout``: ``x_t (T, B, I)``; with layer
+    norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated); the
+    carried ``c_all (T+1, B, H)`` and ``h_all (T+1, B, R)``; ``tanh_c (T, B, H)``; with a
+    recurrent mask ``h_rec_all (T, B, R)``; with a projection ``m_all (T, B, H)``; with layer
+    norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd (T, B, 2)``.
     """
+    x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
+        _saved_views(saved, layout)
+    )
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
     four_h = 4 * hidden
@@ -194,6 +216,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_h
         if batch_minor:
             np.dot(weight_hh, h_rec.T, product_t)
             transpose_into(product_t, product)
+        elif weight_hh_t.shape[0] == 0:  # B=1
+            np.dot(weight_hh, h_rec[0], product[0])
         else:
             np.dot(h_rec, weight_hh_t, product)
         for b in range(batch):
@@ -271,18 +295,21 @@ def _plain_row_backward(d_m, g, c_prev, c_new, tanh_c, peephole, d_c, d_gates, d
 
 @jit
 def _plain_row_ln_backward(d_m, g, c_prev, c_new, tanh_c, c_hat, rstd, ln_weight, peephole,
-                           scratch, d_c, d_gates, d_peephole, d_ln_weight, d_ln_bias):
-    """Backward of :func:`_plain_row_ln` (``scratch (H,)`` is a work row)."""
+                           d_norm, d_cell_h, d_c, d_gates, d_peephole, d_ln_weight, d_ln_bias):
+    """Backward of :func:`_plain_row_ln`. ``d_norm`` and ``d_cell_h`` are ``(H,)`` work rows
+    for the gradients of ``LN_c(c)`` and, through it, of ``c``: two rows, because a loop whose
+    input and output are the same memory seen through two arrays runs scalar (LLVM's overlap
+    check fails), about 2.5x slower measured."""
     hidden = c_prev.size
     for j in range(hidden):
         t = tanh_c[j]
-        scratch[j] = d_m[j] * g[3 * hidden + j] * (ONE_32 - t * t)  # d LN_c(c)
-    layer_norm_row_backward(scratch, c_hat, rstd, ln_weight, scratch, d_ln_weight, d_ln_bias)
+        d_norm[j] = d_m[j] * g[3 * hidden + j] * (ONE_32 - t * t)
+    layer_norm_row_backward(d_norm, c_hat, rstd, ln_weight, d_cell_h, d_ln_weight, d_ln_bias)
     peep = peephole.shape[0] > 0
     for j in range(hidden):
         i, f, cand, o = g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]
         d_o = d_m[j] * tanh_c[j] * o * (ONE_32 - o)
-        d_cell = d_c[j] + scratch[j]
+        d_cell = d_c[j] + d_cell_h[j]
         if peep:
             d_cell += peephole[2, j] * d_o
         d_i = d_cell * cand * i * (ONE_32 - i)
@@ -336,17 +363,29 @@ def _cell_row_backward(d_out, d_c_from_h, gates, c_prev, c_new, peephole, act, r
 
 
 @jit
-def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c_all, tanh_c,
-                  h_all, h_rec_all, m_all, h_hat, c_hat, rstd, weight_ih, weight_hh, weight_hh_t,
-                  weight_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep,
-                  recurrent_mask, zero_output, act, rec_act, batch_minor, need, d_gates, both,
-                  result, d_x_t, d_x, d_h, d_c, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh,
-                  d_weight_hr, d_peep, d_ln):
-    """Backpropagate through time from ``lstm_forward``'s saved arrays (``batch_minor`` as there,
-    for each step's ``d(ĥ) = d(U ĥ) U``).
+def _work_views(work, layout):
+    """The backward's work arrays in the block ``work`` at ``layout`` (see
+    ``rnnkit.kernels.lstm._work_layout``): ``d_gates (T, B, 4H)``; with layer norm ``d_proj
+    (T, B, 4H)`` and ``d_x_proj (T*B, 4H)``, the gradients of ``U ĥ`` and ``W x`` before LN_hh and
+    LN_ih; with a projection ``d_h_new (T, B, R)``; ``both`` and ``result`` of
+    :func:`weight_gradients_into` and ``d_x_t`` of :func:`input_x_gradient_into`."""
+    return (
+        block_view3(work, layout, 0), block_view3(work, layout, 1),
+        block_view2(work, layout, 2), block_view3(work, layout, 3),
+        block_view2(work, layout, 4), block_view2(work, layout, 5),
+        block_view3(work, layout, 6),
+    )
 
-    Work arrays: ``d_gates (T, B, 4H)`` (replaced by a fresh one if its shape differs) and those
-    of :func:`weight_gradients_into` and :func:`input_x_gradient_into`.
+
+@jit
+def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, weight_hr,
+                  peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent_mask,
+                  zero_output, act, rec_act, batch_minor, need, work, work_layout, d_x, d_h, d_c,
+                  d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, d_weight_hr, d_peep, d_ln):
+    """Backpropagate through time from ``lstm_forward``'s saved arrays (the block ``saved`` at
+    ``layout``; ``batch_minor`` as there, for each step's ``d(ĥ) = d(U ĥ) U``).
+
+    The work arrays of :func:`_work_views` are carved from ``work`` at ``work_layout``.
 
     ``need`` flags the gradients of ``(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)``.
     Fills ``d_x (B, T, I)``, ``d_h`` and ``d_c`` (the initial state's; they hold the final
@@ -355,6 +394,10 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     weights and biases (LN_c's in the first H columns). Arrays of unneeded gradients may be
     empty.
     """
+    x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
+        _saved_views(saved, layout)
+    )
+    d_gates, d_proj, d_x_proj, d_h_new, both, result, d_x_t = _work_views(work, work_layout)
     steps, batch, four_h = gates.shape
     hidden, rec, features = four_h // 4, d_h.shape[1], x_t.shape[2]
     proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
@@ -362,10 +405,6 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     fast = act == TANH and rec_act == SIGMOID
     dtype = gates.dtype
     rows = batch * steps
-    if d_gates.shape != gates.shape:
-        d_gates = np.empty(gates.shape, dtype)
-    d_proj = np.empty((steps if norm else 0, batch, four_h), dtype)  # of U ĥ, before LN_hh
-    d_h_new = np.empty((steps if proj else 0, batch, rec), dtype)
     carry = np.zeros_like(d_h)
     d_peep[:] = 0.0
     d_ln[:] = 0.0
@@ -390,7 +429,7 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
             if fast and norm:
                 _plain_row_ln_backward(d_m[b], g, c_all[t, b], c_all[t + 1, b], tanh_c[t, b],
                                        c_hat[t, b], rstd[t, b, 1], ln_c_weight, peephole, d_out,
-                                       d_c[b], dg_t[b], d_peep, d_ln[4, :hidden],
+                                       d_c_from_h, d_c[b], dg_t[b], d_peep, d_ln[4, :hidden],
                                        d_ln[5, :hidden])
             elif fast:
                 _plain_row_backward(d_m[b], g, c_all[t, b], c_all[t + 1, b], tanh_c[t, b],
@@ -432,10 +471,11 @@ def lstm_backward(d_outputs, d_h_final, d_c_final, x_t, x_hat, rstd_ih, gates, c
     if norm:
         if need[2]:
             np.dot(d_proj.reshape(rows, four_h).T, h_rec2, d_weight_hh)
-        # through LN_ih: d_gates2 becomes the gradient of W x
+        # through LN_ih, into an array of its own (see _plain_row_ln_backward): the gradient of W x
         for n in range(rows):
-            layer_norm_row_backward(d_gates2[n], x_hat[n], rstd_ih[n], ln_ih_weight, d_gates2[n],
+            layer_norm_row_backward(d_gates2[n], x_hat[n], rstd_ih[n], ln_ih_weight, d_x_proj[n],
                                     d_ln[0], d_ln[1])
+        d_gates2 = d_x_proj
         weight_gradients_into(d_gates2, x2, h_rec2, need[1], False, both, result, d_weight_ih,
                               d_weight_hh)
     else:

@@ -261,3 +261,27 @@ def input_x_gradient_into(d_pre, x_t, weight_ih, d_x_t, d_x):
     for t in range(steps):
         for b in range(batch):
             copy(d_x_t[t, b], d_x[b, t])
+
+
+# Views of one block of memory that holds several arrays (fewer allocations and fewer arguments
+# per compiled call): ``layout (n, 4)`` has a row ``(start, *shape)`` per array, the shape padded
+# with ones; ``k`` picks the row.
+@jit
+def block_view1(block, layout, k):
+    """Array ``k`` of ``block``, 1-D."""
+    start = layout[k, 0]
+    return block[start : start + layout[k, 1]]
+
+
+@jit
+def block_view2(block, layout, k):
+    """Array ``k`` of ``block``, 2-D."""
+    start, rows, cols = layout[k, 0], layout[k, 1], layout[k, 2]
+    return block[start : start + rows * cols].reshape((rows, cols))
+
+
+@jit
+def block_view3(block, layout, k):
+    """Array ``k`` of ``block``, 3-D."""
+    start, d0, d1, d2 = layout[k, 0], layout[k, 1], layout[k, 2], layout[k, 3]
+    return block[start : start + d0 * d1 * d2].reshape((d0, d1, d2))
