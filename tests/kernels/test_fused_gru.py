@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import GRUCell
+from rnnkit.kernels._rows import column_blocks
 
 from ._harness import (
     ACTIVATIONS,
@@ -51,3 +52,46 @@ def test_gradcheck(options, zero_output):
         cell, batch=2, steps=4, mask_kind="random", recurrent=True, zero_output=zero_output, seed=5
     )
     assert gradcheck_fused(problem)
+
+
+# The hypothesis draws keep units <= 6, under one vector of the row loops: these sizes run their
+# vector bodies and remainders (37 = 2 * 16 + 5), and at B=32, H=128 the step GEMMs of both
+# passes run in column blocks.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "options",
+    [{"reset_after": True}, {"reset_after": False}, {"activation": "relu", "use_bias": False}],
+    ids=["reset_after", "reset_before", "relu-no_bias"],
+)
+@pytest.mark.parametrize(
+    ("batch", "units", "mask_kind"), [(3, 37, "random"), (32, 128, "none")], ids=["H37", "B32-H128"]
+)
+def test_fused_matches_reference_wide(batch, units, mask_kind, options, dtype):
+    cell = GRUCell(units, input_size=5, dtype=dtype, **options)
+    problem = make_problem(
+        cell, batch=batch, steps=3, mask_kind=mask_kind, recurrent=False, zero_output=False, seed=7
+    )
+    with torch.no_grad():  # gates off saturation: every path's gradient matters
+        for param in cell.parameters():
+            param.mul_(units**-0.5)
+    assert_backends_agree(problem)
+
+
+def test_step_gemms_split_at_b32_h128():
+    """B=32, H=128 in the wide test runs the column-block GEMMs of both passes and both forms
+    (if the block limit moves, that test needs another size)."""
+    assert column_blocks(32, 128, 3 * 128) > 1  # forward, reset-after: h (B, H) @ U^T (H, 3H)
+    assert column_blocks(32, 128, 2 * 128) > 1  # forward, reset-before: U_rz^T (H, 2H)
+    assert column_blocks(32, 3 * 128, 128) > 1  # backward: d_proj (B, 3H) @ U (3H, H)
+
+
+def test_backward_work_arrays_reused_across_sizes():
+    """The backward's work arrays are kept between calls: a smaller call after a larger one (in
+    a slice of the larger buffer) and the larger one again still match the reference."""
+    for units, batch, steps in ((24, 5, 6), (7, 2, 3), (24, 5, 6)):
+        cell = GRUCell(units, input_size=4, dtype=torch.float64)
+        problem = make_problem(
+            cell, batch=batch, steps=steps, mask_kind="random", recurrent=True,
+            zero_output=False, seed=units,
+        )
+        assert_backends_agree(problem)

@@ -6,7 +6,9 @@ import contextlib
 import ctypes
 import functools
 import importlib.util
+import math
 import os
+import threading
 
 import numpy as np
 import torch
@@ -224,3 +226,22 @@ def gemm_threads(batch: int, width: int, depth: int) -> int:
     if batch * width * depth < PARALLEL_STEP_MACS:
         return 1
     return max(1, torch.get_num_threads())
+
+
+_work_arrays = threading.local()
+
+
+def workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work array of ``shape`` that no result aliases, reused across this thread's calls.
+
+    Fresh memory is zeroed by the kernel page by page as it is first touched: at B=64, T=100,
+    H=512 the backward's 50 MB of work arrays cost about 20 000 page faults and 30-90 ms per call
+    (measured), against nothing when reused. Each name keeps the largest array asked for.
+    """
+    size = math.prod(shape)
+    key = (name, dtype)
+    buffer = _work_arrays.__dict__.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype)
+        _work_arrays.__dict__[key] = buffer
+    return buffer[:size].reshape(shape)

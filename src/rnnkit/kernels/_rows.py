@@ -59,30 +59,6 @@ def copy(src, dst):
 
 
 @jit
-def time_major_projection(x, x_t, weight_ih_t, bias_ih, bias_hh, hh_stop):
-    """``x (B, T, I)`` copied time-major into ``x_t (T, B, I)``; returns ``x_t W^T + b_ih`` plus
-    ``b_hh[:hh_stop]`` (the parts of ``b_hh`` that add straight in) as ``(T, B, G*H)``."""
-    batch, steps, features = x.shape
-    rows = batch * steps
-    for t in range(steps):
-        for b in range(batch):
-            copy(x[b, t], x_t[t, b])
-    x_proj = np.dot(x_t.reshape(rows, features), weight_ih_t)  # (T*B, G*H)
-    width = x_proj.shape[1]
-    bias = np.zeros(width, x_proj.dtype)
-    if bias_ih.size > 0:
-        for j in range(width):
-            bias[j] += bias_ih[j]
-    if bias_hh.size > 0:
-        for j in range(hh_stop):
-            bias[j] += bias_hh[j]
-    for n in range(rows):
-        for j in range(width):
-            x_proj[n, j] += bias[j]
-    return x_proj.reshape(steps, batch, width)
-
-
-@jit
 def emit_outputs(outputs, h_all, h_new, t, keep, zero_output):
     """Step ``t``'s carried state ``h_all[t + 1]`` and ``outputs[:, t]``: ``h_new`` on real steps;
     on masked ones the state is carried and the previous output repeated (zeros before the first
@@ -190,36 +166,14 @@ def sum_rows(d, out):
 
 
 @jit
-def input_gradients(d_pre, x_t, weight_ih, need_x, need_weight, d_x, d_weight_ih):
-    """From ``d_pre (T*B, G*H)``, the gradient of ``x_t W^T``: ``d_weight_ih`` and ``d_x
-    (B, T, I)`` (batch-major, like the inputs)."""
-    steps, batch, features = x_t.shape
-    if need_weight:
-        np.dot(d_pre.T, x_t.reshape(steps * batch, features), d_weight_ih)
-    if need_x:
-        d_x_t = np.dot(d_pre, weight_ih).reshape(steps, batch, features)
-        for t in range(steps):
-            for b in range(batch):
-                copy(d_x_t[t, b], d_x[b, t])
-
-
-@jit
-def weight_gradients(d, x2, h2, need_ih, need_hh, d_weight_ih, d_weight_hh):
-    """``d_weight_ih = d^T x2`` and ``d_weight_hh = d^T h2`` for ``d (N, G)``, ``x2 (N, I)``,
-    ``h2 (N, R)``: one GEMM over ``[x2 | h2]`` when both are needed (a wider GEMM runs faster:
-    70 against 50 GFLOP/s measured at N=3200, G=512, I=64, R=128)."""
-    rows, features, rec = x2.shape[0], x2.shape[1], h2.shape[1]
-    both_needed = need_ih and need_hh
-    both = np.empty((rows if both_needed else 0, features + rec), d.dtype)
-    result = np.empty((d.shape[1] if both_needed else 0, features + rec), d.dtype)
-    weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih, d_weight_hh)
-
-
-@jit
 def weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih, d_weight_hh):
-    """:func:`weight_gradients` in the caller's work arrays ``both (N, I+R)`` and ``result
-    (G, I+R)``, used when both gradients are needed (fresh arrays this large cost page faults on
-    every call). Work arrays of another shape are replaced by fresh ones."""
+    """``d_weight_ih = d^T x2`` and ``d_weight_hh = d^T h2`` for ``d (N, G)``, ``x2 (N, I)``,
+    ``h2 (N, R)``.
+
+    When both are needed they are one GEMM over ``[x2 | h2]`` (a wider GEMM runs faster: 70
+    against 50 GFLOP/s measured at N=3200, G=512, I=64, R=128), through the caller's work arrays
+    ``both (N, I+R)`` and ``result (G, I+R)`` (fresh arrays this large cost page faults on every
+    call); work arrays of another shape are replaced by fresh ones."""
     rows, features, rec = x2.shape[0], x2.shape[1], h2.shape[1]
     if need_ih and need_hh:
         if both.shape != (rows, features + rec):
@@ -245,15 +199,9 @@ def weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih
 
 
 @jit
-def input_x_gradient(d_pre, x_t, weight_ih, d_x):
-    """``d_x (B, T, I)`` (batch-major, like the inputs) from ``d_pre (T*B, G*H)``."""
-    input_x_gradient_into(d_pre, x_t, weight_ih, np.empty(x_t.shape, x_t.dtype), d_x)
-
-
-@jit
 def input_x_gradient_into(d_pre, x_t, weight_ih, d_x_t, d_x):
-    """:func:`input_x_gradient` through the caller's work array ``d_x_t (T, B, I)`` (replaced by
-    a fresh one if its shape differs)."""
+    """``d_x (B, T, I)`` (batch-major, like the inputs) from ``d_pre (T*B, G*H)``, through the
+    caller's work array ``d_x_t (T, B, I)`` (replaced by a fresh one if its shape differs)."""
     steps, batch, features = x_t.shape
     if d_x_t.shape != x_t.shape:
         d_x_t = np.empty(x_t.shape, x_t.dtype)
@@ -285,3 +233,48 @@ def block_view3(block, layout, k):
     """Array ``k`` of ``block``, 3-D."""
     start, d0, d1, d2 = layout[k, 0], layout[k, 1], layout[k, 2], layout[k, 3]
     return block[start : start + d0 * d1 * d2].reshape((d0, d1, d2))
+
+
+# OpenBLAS (scipy's build, AVX-512 kernels) runs an SGEMM of at most 10^6 multiply-adds through
+# its small-matrix kernel and larger ones through the general path, which at the size of a
+# recurrent step runs much slower: 113 GFLOP/s at (32, 128) @ (128, 160) against 69 at
+# (32, 128) @ (128, 256), and (32, 128) @ (128, 384) took 52 us as one GEMM, 34 us as three of 128
+# columns (measured on 1 thread of an AMD EPYC, Zen 4). A step GEMM over the limit runs faster in
+# column blocks.
+SMALL_GEMM_MACS = 1_000_000
+MAX_COLUMN_BLOCKS = 4
+
+
+def column_blocks(rows: int, depth: int, width: int) -> int:
+    """How many equal column blocks a step GEMM ``(rows, depth) @ (depth, width)`` runs in: the
+    fewest (up to :data:`MAX_COLUMN_BLOCKS`) that bring each block under :data:`SMALL_GEMM_MACS`,
+    else 1."""
+    for blocks in range(1, MAX_COLUMN_BLOCKS + 1):
+        if width % blocks == 0 and rows * depth * (width // blocks) <= SMALL_GEMM_MACS:
+            return blocks
+    return 1
+
+
+def split_columns(matrix: np.ndarray, blocks: int) -> np.ndarray:
+    """``matrix (K, N)`` as ``(blocks, K, N / blocks)``, its column blocks each C-contiguous, for
+    :func:`dot_column_blocks`; for one block an empty ``(0, K, N)`` array (``matrix`` is used
+    whole, in one GEMM)."""
+    depth, width = matrix.shape
+    if blocks == 1:
+        return np.empty((0, depth, width), matrix.dtype)
+    return np.ascontiguousarray(matrix.reshape(depth, blocks, width // blocks).transpose(1, 0, 2))
+
+
+@jit
+def dot_column_blocks(a, b_blocks, work, out):
+    """``out (M, N) = a (M, K) @ b`` from ``b``'s column blocks ``b_blocks (P, K, N/P)``: one GEMM
+    per block, through ``work (P, M, N/P)``.
+
+    Callers test for blocks themselves and call ``np.dot`` when there are none: a compiled call
+    passing arrays costs about 80 ns (measured), a sixth of a whole GRU step at B=1, H=32.
+    """
+    blocks, _, width = b_blocks.shape
+    for k in range(blocks):
+        np.dot(a, b_blocks[k], work[k])
+        for i in range(a.shape[0]):
+            copy(work[k, i], out[i, k * width : (k + 1) * width])

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 
 import numpy as np
 
-from rnnkit.kernels._common import Plan, arrays_of, optional_matrix, transposed
+from rnnkit.kernels._common import Plan, arrays_of, optional_matrix, transposed, workspace
 from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
 
 # -- array level: allocation around the compiled loops ---------------------------------------
@@ -46,25 +45,6 @@ STORED_U_MAX_STEPS = 10
 def batch_minor_steps(batch: int, width: int, depth: int) -> bool:
     """Whether a step GEMM ``(batch, depth) @ (depth, width)`` runs with the batch minor."""
     return batch * width * depth >= BATCH_MINOR_MIN_MACS
-
-
-_work_arrays = threading.local()
-
-
-def _workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A work array of ``shape`` that no result aliases, reused across this thread's calls.
-
-    Fresh memory is zeroed by the kernel page by page as it is first touched: at B=64, T=100,
-    H=512 the backward's 50 MB of work arrays cost about 20 000 page faults and 30-90 ms per call
-    (measured), against nothing when reused. Each name keeps the largest array asked for.
-    """
-    size = math.prod(shape)
-    key = (name, dtype)
-    buffer = _work_arrays.__dict__.get(key)
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size, dtype)
-        _work_arrays.__dict__[key] = buffer
-    return buffer[:size].reshape(shape)
 
 
 # Arrays carved from one block start on a multiple of this many elements (64 bytes in float32),
@@ -192,7 +172,7 @@ def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, 
     lstm_backward(
         d_outputs, *saved, w_ih, w_hh, w_hh_t, w_hr, peep, ln[0], ln[2], ln[4], keep,
         recurrent, zero_output, activation, recurrent_activation, minor, need,
-        _workspace("work", (size,), dtype), layout, *grads,
+        workspace("work", (size,), dtype), layout, *grads,
     )
     d_ln = grads[9]
     return (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
