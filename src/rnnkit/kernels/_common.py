@@ -8,6 +8,7 @@ import functools
 import importlib.util
 import math
 import os
+import sys
 import threading
 
 import numpy as np
@@ -245,3 +246,47 @@ def workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         buffer = np.empty(size, dtype)
         _work_arrays.__dict__[key] = buffer
     return buffer[:size].reshape(shape)
+
+
+# Large arrays a call hands on (the forward's saved arrays and outputs) come from a per-thread
+# pool of buffers, each reused once no array views it any more. glibc gives large freed blocks
+# back to the system, so a fresh array of this size costs a page fault per 4 KB on every call:
+# 1 500 faults, about 3 ms, per SimpleRNN call at B=32, T=100, H=128 (measured), against none
+# from the pool.
+POOLED_MIN_BYTES = 1 << 20
+POOL_MAX_BYTES = 256 << 20  # per thread and dtype; past it, arrays are simply allocated
+_pools = threading.local()
+
+
+def _free_references() -> int:
+    """``sys.getrefcount`` of a pooled buffer that nothing but the pool holds, as :func:`recycled`
+    sees it (the pool list, a local name and the call's argument)."""
+    pool = [np.empty(1)]
+    buffer = pool[0]
+    return sys.getrefcount(buffer)
+
+
+FREE_REFERENCES = _free_references()
+
+
+def recycled(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array of ``shape``, like ``np.empty``; from 1 MB up it views a buffer of
+    this thread's pool that no other array views (an array given to torch stays alive, and keeps
+    its buffer out of the pool, as long as its tensor does)."""
+    size, dtype = math.prod(shape), np.dtype(dtype)
+    if size * dtype.itemsize < POOLED_MIN_BYTES:
+        return np.empty(shape, dtype)
+    pool = _pools.__dict__.setdefault(dtype, [])
+    smaller = None
+    for index in range(len(pool)):
+        buffer = pool[index]
+        if sys.getrefcount(buffer) == FREE_REFERENCES:
+            if buffer.size >= size:
+                return buffer[:size].reshape(shape)
+            smaller = index
+    if smaller is not None:
+        del pool[smaller]  # a free buffer too small for this size: make way for a larger one
+    fresh = np.empty(size, dtype)
+    if (sum(b.size for b in pool) + size) * dtype.itemsize <= POOL_MAX_BYTES:
+        pool.append(fresh)
+    return fresh.reshape(shape)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels._common import Plan, arrays_of, transposed, workspace
+from rnnkit.kernels._common import Plan, arrays_of, recycled, transposed, workspace
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -298,14 +298,14 @@ def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     first, n_block = _recurrent_blocks(w_hh, reset_after)
     first_t = transposed(first)
     first_t_blocks = split_columns(first_t, column_blocks(batch, hidden, first_t.shape[1]))
-    outputs = np.empty((batch, steps, hidden), dtype)
+    outputs = recycled((batch, steps, hidden), dtype)
     h_final = np.empty((batch, hidden), dtype)
     saved = (
-        np.empty((steps, batch, features), dtype),  # x_t
-        np.empty((steps, batch, 3 * hidden), dtype),  # gates
-        np.empty((steps, batch, hidden), dtype),  # aux
-        np.empty((steps + 1, batch, hidden), dtype),  # h_all
-        np.empty((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
+        recycled((steps, batch, features), dtype),  # x_t
+        recycled((steps, batch, 3 * hidden), dtype),  # gates
+        recycled((steps, batch, hidden), dtype),  # aux
+        recycled((steps + 1, batch, hidden), dtype),  # h_all
+        recycled((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
     )
     gru_forward(x_, h0_, w_ih.T, first_t, first_t_blocks, transposed(n_block), b_ih, b_hh,
                 reset_after, plan.keep, plan.recurrent, plan.zero_output, plan.activation,

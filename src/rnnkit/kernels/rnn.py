@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels._common import Plan, arrays_of, transposed, workspace
+from rnnkit.kernels._common import Plan, arrays_of, recycled, transposed, workspace
 from rnnkit.kernels._numba import (
     TANH,
     activate,
@@ -120,13 +120,13 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     saved)`` as arrays."""
     batch, steps, features = x_.shape
     hidden, dtype = h0_.shape[1], x_.dtype
-    outputs = np.empty((batch, steps, hidden), dtype)
+    outputs = recycled((batch, steps, hidden), dtype)
     h_final = np.empty((batch, hidden), dtype)
     saved = (
-        np.empty((steps, batch, features), dtype),  # x_t
-        np.empty((steps, batch, hidden), dtype),  # new
-        np.empty((steps + 1, batch, hidden), dtype),  # h_all
-        np.empty((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
+        recycled((steps, batch, features), dtype),  # x_t
+        recycled((steps, batch, hidden), dtype),  # new
+        recycled((steps + 1, batch, hidden), dtype),  # h_all
+        recycled((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
     )
     rnn_forward(x_, h0_, w_ih.T, transposed(w_hh), b_ih, b_hh, plan.keep, plan.recurrent,
                 plan.zero_output, plan.activation, outputs, h_final, *saved)
