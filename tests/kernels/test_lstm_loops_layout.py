@@ -1,9 +1,9 @@
-"""The fused LSTM's two step-GEMM orientations, its reused work arrays and the layout of the
-arrays it carves from one block, against the reference loop.
+"""The fused LSTM's three ways of running a step GEMM, its reused work arrays and the layout
+of the arrays it carves from one block, against the reference loop.
 
-Small problems run their step GEMMs batch-major and large ones batch-minor (see
-``rnnkit.kernels.lstm.batch_minor_steps``); the property tests elsewhere draw small
-problems, so here the threshold is lowered to run the batch-minor path on every option.
+Small problems run their step GEMMs batch-major in one piece, mid-sized ones in column blocks and
+large ones batch-minor (see ``rnnkit.kernels.lstm.step_gemm``); the property tests elsewhere draw
+small problems, so here the thresholds are moved to run the other two paths on every option.
 """
 
 from __future__ import annotations
@@ -34,6 +34,24 @@ def batch_minor_everywhere():
     return mock.patch.object(lstm_kernels, "BATCH_MINOR_MIN_MACS", 0)
 
 
+def most_column_blocks(rows, depth, width):
+    """As many column blocks (up to 4) as divide ``width``, whatever the size."""
+    return next(blocks for blocks in (4, 3, 2, 1) if width % blocks == 0)
+
+
+def column_blocks_everywhere():
+    return mock.patch.object(lstm_kernels, "column_blocks", most_column_blocks)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
+def test_column_blocks_match_reference(shape, options, sequence):
+    units, proj_size = shape
+    options = {**options, "proj_size": proj_size, "layer_norm": options["layer_norm"] and units > 1}
+    with column_blocks_everywhere():
+        assert_backends_agree(build_problem("lstm", units, options, sequence))
+
+
 @settings(max_examples=40, deadline=None)
 @given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
 def test_batch_minor_matches_reference(shape, options, sequence):
@@ -55,10 +73,15 @@ def test_batch_minor_gradcheck(options):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_large_enough_for_batch_minor(dtype):
-    """A problem the default threshold sends batch-minor, with masks and every option."""
-    batch, units, input_size = 32, 128, 24
-    assert lstm_kernels.batch_minor_steps(batch, 4 * units, units)
+@pytest.mark.parametrize(
+    ("batch", "minor", "blocks"), [(32, False, 4), (64, True, 1)], ids=["column_blocks", "minor"]
+)
+def test_large_enough_for_blocks_or_batch_minor(dtype, batch, minor, blocks):
+    """Problems the default thresholds send to column blocks (B=32) and batch-minor (B=64), in
+    both directions, with masks and every option."""
+    units, input_size = 128, 24
+    for depth, width in ((units, 4 * units), (4 * units, units)):  # forward, backward
+        assert lstm_kernels.step_gemm(batch, depth, width) == (minor, blocks)
     for options in ({}, {"peephole": True, "layer_norm": True, "recurrent_bias": True}):
         cell = LSTMCell(units, input_size=input_size, dtype=dtype, **options)
         problem = make_problem(
@@ -66,6 +89,12 @@ def test_large_enough_for_batch_minor(dtype):
             seed=3,
         )
         assert_backends_agree(problem)
+
+
+@pytest.mark.parametrize(("batch", "units", "plan"), [(1, 512, (True, 1)), (2, 512, (False, 4))])
+def test_one_row_is_never_split_in_column_blocks(batch, units, plan):
+    for depth, width in ((units, 4 * units), (4 * units, units)):  # forward, backward
+        assert lstm_kernels.step_gemm(batch, depth, width) == plan
 
 
 @pytest.mark.parametrize("extra_steps", [0, 1])

@@ -7,8 +7,9 @@ gradient is one GEMM.
 
 Everything saved is time-major (``[t]`` is a contiguous ``(B, ·)`` block), so that each step's
 GEMM reads the saved arrays in place, and the weight gradients are GEMMs over all ``T·B`` rows.
-Large step GEMMs run with the batch as the product's minor dimension, which OpenBLAS runs faster,
-and are transposed back. The caller (:mod:`rnnkit.kernels.lstm`'s array level) allocates every
+Step GEMMs just over OpenBLAS's small-matrix limit run in column blocks under it; larger ones run
+with the batch as the product's minor dimension, which OpenBLAS runs faster, and are transposed
+back. The caller (:mod:`rnnkit.kernels.lstm`'s array level) allocates every
 array (returning arrays from a compiled function costs microseconds each) and keeps the
 backward's work arrays between calls, since fresh memory of that size costs page faults on every
 call. The common case, tanh and sigmoid
@@ -35,6 +36,7 @@ from rnnkit.kernels._rows import (
     block_view2,
     block_view3,
     copy,
+    dot_column_blocks,
     emit_outputs,
     input_x_gradient_into,
     layer_norm_row,
@@ -152,16 +154,17 @@ def _saved_views(saved, layout):
 
 
 @jit
-def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_hh, weight_hr_t,
-                 peephole, ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight,
-                 ln_c_bias, eps, keep, recurrent_mask, zero_output, act, rec_act, batch_minor,
-                 outputs, h_final, c_final, saved, layout):
+def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blocks, bias_ih,
+                 bias_hh, weight_hr_t, peephole, ln_ih_weight, ln_ih_bias, ln_hh_weight,
+                 ln_hh_bias, ln_c_weight, ln_c_bias, eps, keep, recurrent_mask, zero_output, act,
+                 rec_act, batch_minor, outputs, h_final, c_final, saved, layout):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
 
     Absent options are arrays with a zero dimension. ``gates`` first receives the input
     projection, to which each step adds ``LN_hh(U ĥ)``; with ``batch_minor`` each step's ``U ĥ``
     is computed as ``U ĥ^T (4H, B)`` and transposed (see :func:`transpose_into`); else from
-    ``weight_hh_t = U^T``, except at B=1 where an empty ``weight_hh_t`` asks for the
+    ``weight_hh_t = U^T``, in the column blocks ``weight_hh_t_blocks`` unless that is empty (see
+    :func:`dot_column_blocks`), except at B=1 where an empty ``weight_hh_t`` asks for the
     matrix-vector product on ``U`` as stored. Fills
     ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass, the arrays of
     :func:`_saved_views` in the block ``saved`` at ``layout``: ``x_t (T, B, I)``; with layer
@@ -206,6 +209,9 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_h
     h_new = np.empty((batch, rec), h0.dtype)
     product = np.empty((batch, four_h), h0.dtype)  # U ĥ
     product_t = np.empty((four_h if batch_minor else 0, batch), h0.dtype)
+    product_blocks = np.empty(
+        (weight_hh_t_blocks.shape[0], batch, weight_hh_t_blocks.shape[2]), h0.dtype
+    )
     for t in range(steps):
         h_rec = h_all[t]
         if has_mask:
@@ -218,8 +224,10 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, bias_ih, bias_h
             transpose_into(product_t, product)
         elif weight_hh_t.shape[0] == 0:  # B=1
             np.dot(weight_hh, h_rec[0], product[0])
-        else:
+        elif weight_hh_t_blocks.shape[0] == 0:
             np.dot(h_rec, weight_hh_t, product)
+        else:
+            dot_column_blocks(h_rec, weight_hh_t_blocks, product_blocks, product)
         for b in range(batch):
             g = gates[t, b]  # (4H,): the input projection, activated in place below
             u_h = product[b]
@@ -378,12 +386,14 @@ def _work_views(work, layout):
 
 
 @jit
-def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, weight_hr,
-                  peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent_mask,
-                  zero_output, act, rec_act, batch_minor, need, work, work_layout, d_x, d_h, d_c,
-                  d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, d_weight_hr, d_peep, d_ln):
+def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, weight_hh_blocks,
+                  weight_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep,
+                  recurrent_mask, zero_output, act, rec_act, batch_minor, need, work, work_layout,
+                  d_x, d_h, d_c, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, d_weight_hr,
+                  d_peep, d_ln):
     """Backpropagate through time from ``lstm_forward``'s saved arrays (the block ``saved`` at
-    ``layout``; ``batch_minor`` as there, for each step's ``d(ĥ) = d(U ĥ) U``).
+    ``layout``; ``batch_minor`` as there, for each step's ``d(ĥ) = d(U ĥ) U``, which otherwise
+    runs in ``U``'s column blocks ``weight_hh_blocks`` unless that is empty).
 
     The work arrays of :func:`_work_views` are carved from ``work`` at ``work_layout``.
 
@@ -412,6 +422,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
     d_out, d_c_from_h = np.empty(hidden, dtype), np.empty(hidden, dtype)
     d_rec = np.empty_like(d_h)
     d_rec_t = np.empty((rec if batch_minor else 0, batch), dtype)
+    rec_blocks = np.empty((weight_hh_blocks.shape[0], batch, weight_hh_blocks.shape[2]), dtype)
     for t in range(steps - 1, -1, -1):
         route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_new)
         if proj:
@@ -452,7 +463,10 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
             np.dot(weight_hh_t, d_product.T, d_rec_t)
             masked_state_grad_transposed(d_rec_t, recurrent_mask, t, keep, d_h)
         else:
-            np.dot(d_product, weight_hh, d_rec)
+            if weight_hh_blocks.shape[0] == 0:
+                np.dot(d_product, weight_hh, d_rec)
+            else:
+                dot_column_blocks(d_product, weight_hh_blocks, rec_blocks, d_rec)
             masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
     d_gates2 = d_gates.reshape(rows, four_h)
     h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(rows, rec)

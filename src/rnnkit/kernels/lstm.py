@@ -20,8 +20,16 @@ import math
 
 import numpy as np
 
-from rnnkit.kernels._common import Plan, arrays_of, optional_matrix, transposed, workspace
+from rnnkit.kernels._common import (
+    Plan,
+    arrays_of,
+    optional_matrix,
+    recycled,
+    transposed,
+    workspace,
+)
 from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
+from rnnkit.kernels._rows import column_blocks, split_columns
 
 # -- array level: allocation around the compiled loops ---------------------------------------
 # forward/backward below (and through them the autograd Function and the compiled training step)
@@ -29,8 +37,10 @@ from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
 # threads are the caller's to set.
 
 
-# Step GEMMs of at least this many multiply-adds run as ``(4H, B) = U ĥ^T`` (see
-# :func:`rnnkit.kernels._rows.transpose_into`); below it the transposes cost more than they save.
+# Step GEMMs that column blocks cannot bring under OpenBLAS's small-kernel limit (see
+# :func:`rnnkit.kernels._rows.column_blocks`) and of at least this many multiply-adds run as
+# ``(4H, B) = U ĥ^T`` (see :func:`rnnkit.kernels._rows.transpose_into`); below it the transposes
+# cost more than they save.
 BATCH_MINOR_MIN_MACS = 1 << 20
 
 
@@ -42,9 +52,17 @@ BATCH_MINOR_MIN_MACS = 1 << 20
 STORED_U_MAX_STEPS = 10
 
 
-def batch_minor_steps(batch: int, width: int, depth: int) -> bool:
-    """Whether a step GEMM ``(batch, depth) @ (depth, width)`` runs with the batch minor."""
-    return batch * width * depth >= BATCH_MINOR_MIN_MACS
+def step_gemm(batch: int, depth: int, width: int) -> tuple[bool, int]:
+    """How a step GEMM ``(batch, depth) @ (depth, width)`` runs: ``(batch_minor, blocks)``, the
+    number of column blocks being 1 when it runs whole or batch-minor.
+
+    One row is never split: its product is a matrix-vector product to OpenBLAS, which the
+    small-matrix kernel's limit does not concern; at B=1, H=512 the two column blocks
+    :func:`~rnnkit.kernels._rows.column_blocks` asks for ran 1.2x (forward) and 2x (backward)
+    slower than batch-minor (measured).
+    """
+    blocks = column_blocks(batch, depth, width) if batch > 1 else 1
+    return blocks == 1 and batch * depth * width >= BATCH_MINOR_MIN_MACS, blocks
 
 
 # Arrays carved from one block start on a multiple of this many elements (64 bytes in float32),
@@ -119,18 +137,19 @@ def lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln, *, ep
     hidden, rec = c0.shape[1], h0.shape[1]
     dtype = x.dtype
     proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
-    outputs = np.empty((batch, steps, rec), dtype)
+    outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
     size, layout = _saved_layout(batch, steps, features, hidden, rec, norm, recurrent.size > 0,
                                  proj)
-    block = np.empty(size, dtype)
-    minor = batch_minor_steps(batch, 4 * hidden, rec)
+    block = recycled((size,), dtype)
+    minor, blocks = step_gemm(batch, rec, 4 * hidden)
     on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
     w_hh_t = np.empty((0, 0), dtype) if minor or on_stored else transposed(w_hh)
+    w_hh_t_blocks = split_columns(w_hh_t, blocks)
     lstm_forward(
-        x, h0, c0, w_ih.T, w_hh, w_hh_t, b_ih, b_hh, transposed(w_hr), peep, *ln, eps, keep,
-        recurrent, zero_output, activation, recurrent_activation, minor, outputs, h_final,
-        c_final, block, layout,
+        x, h0, c0, w_ih.T, w_hh, w_hh_t, w_hh_t_blocks, b_ih, b_hh, transposed(w_hr), peep, *ln,
+        eps, keep, recurrent, zero_output, activation, recurrent_activation, minor, outputs,
+        h_final, c_final, block, layout,
     )
     return outputs, h_final, c_final, (block, layout)
 
@@ -167,10 +186,11 @@ def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, 
     both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
     size, layout = _work_layout(batch, steps, features, hidden, rec, norm, proj, both_weights,
                                 needs[0])
-    minor = batch_minor_steps(batch, four_h, rec)
+    minor, blocks = step_gemm(batch, four_h, rec)
     w_hh_t = transposed(w_hh) if minor else np.empty((0, 0), dtype)  # only batch-minor reads it
+    w_hh_blocks = split_columns(w_hh, blocks)
     lstm_backward(
-        d_outputs, *saved, w_ih, w_hh, w_hh_t, w_hr, peep, ln[0], ln[2], ln[4], keep,
+        d_outputs, *saved, w_ih, w_hh, w_hh_t, w_hh_blocks, w_hr, peep, ln[0], ln[2], ln[4], keep,
         recurrent, zero_output, activation, recurrent_activation, minor, need,
         workspace("work", (size,), dtype), layout, *grads,
     )
