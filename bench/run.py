@@ -68,27 +68,38 @@ def timed(function) -> float:
     return CLOCK() - start
 
 
-def timed_both(contender) -> tuple[float, float]:
-    """``(contender's clock, wall clock)`` seconds of one run."""
+# Calls per timed sample: a sample runs one contender this many times back to back (at least one,
+# about SAMPLE_SECONDS in all) and records the mean, so that a call of 0.2 ms is timed warm, as in
+# a training loop, rather than right after another contender has taken the caches.
+SAMPLE_SECONDS = 0.004
+MAX_CALLS = 50
+
+
+def timed_both(contender, calls: int = 1) -> tuple[float, float]:
+    """``(contender's clock, wall clock)`` seconds per call, over ``calls`` calls in a row."""
     clock = clock_for(THREADS, contender)
     start, wall = clock(), time.perf_counter()
-    contender.run()
-    return clock() - start, time.perf_counter() - wall
+    for _ in range(calls):
+        contender.run()
+    return (clock() - start) / calls, (time.perf_counter() - wall) / calls
 
 
 def interleaved(contenders, reps: int, budget: float) -> dict[str, list[tuple]]:
-    """``(clock, wall)`` seconds per run of each contender: ``reps`` rounds (fewer past
-    ``budget`` seconds, at least 3), each running every contender once, in a rotating order."""
+    """``(clock, wall)`` seconds per call of each contender: ``reps`` rounds (fewer past
+    ``budget`` seconds, at least 3), each taking one sample of every contender, in a rotating
+    order. A sample is the mean of a few calls in a row (see :data:`SAMPLE_SECONDS`)."""
     for contender in contenders:  # warm-up: compilation, caches, allocator
         contender.run()
     first = {c.name: timed_both(c) for c in contenders}
-    per_round = sum(wall for _, wall in first.values())
+    calls = {name: max(1, min(MAX_CALLS, int(SAMPLE_SECONDS / max(wall, 1e-9))))
+             for name, (_, wall) in first.items()}
+    per_round = sum(wall * calls[name] for name, (_, wall) in first.items())
     rounds = max(3, min(reps, int(budget / max(per_round, 1e-9))))
-    times = {name: [value] for name, value in first.items()}
-    for index in range(rounds - 1):
+    times = {name: [] for name in first}
+    for index in range(rounds):
         shift = index % len(contenders)
         for contender in contenders[shift:] + contenders[:shift]:
-            times[contender.name].append(timed_both(contender))
+            times[contender.name].append(timed_both(contender, calls[contender.name]))
     return times
 
 
