@@ -43,22 +43,15 @@ def column_blocks_everywhere():
     return mock.patch.object(lstm_kernels, "column_blocks", most_column_blocks)
 
 
+@pytest.mark.parametrize("path", [column_blocks_everywhere, batch_minor_everywhere],
+                         ids=["column blocks", "batch minor"])
 @settings(max_examples=40, deadline=None)
 @given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
-def test_column_blocks_match_reference(shape, options, sequence):
-    units, proj_size = shape
-    options = {**options, "proj_size": proj_size, "layer_norm": options["layer_norm"] and units > 1}
-    with column_blocks_everywhere():
-        assert_backends_agree(build_problem("lstm", units, options, sequence))
-
-
-@settings(max_examples=40, deadline=None)
-@given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
-def test_batch_minor_matches_reference(shape, options, sequence):
+def test_step_gemm_paths_match_reference(path, shape, options, sequence):
     units, proj_size = shape
     # as in test_fused_lstm: layer norm over one unit is degenerate
     options = {**options, "proj_size": proj_size, "layer_norm": options["layer_norm"] and units > 1}
-    with batch_minor_everywhere():
+    with path():
         assert_backends_agree(build_problem("lstm", units, options, sequence))
 
 
