@@ -42,7 +42,6 @@ from rnnkit.kernels._rows import (
     layer_norm_row,
     layer_norm_row_backward,
     masked_state_grad,
-    masked_state_grad_transposed,
     route_output_grads,
     transpose_into,
     weight_gradients_into,
@@ -461,7 +460,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
         d_product = d_proj[t] if norm else dg_t  # (B, 4H): d(U ĥ)
         if batch_minor:
             np.dot(weight_hh_t, d_product.T, d_rec_t)
-            masked_state_grad_transposed(d_rec_t, recurrent_mask, t, keep, d_h)
+            masked_state_grad(d_rec_t.T, recurrent_mask, t, keep, d_h)
         else:
             if weight_hh_blocks.shape[0] == 0:
                 np.dot(d_product, weight_hh, d_rec)

@@ -100,7 +100,9 @@ def route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_new):
 
 @jit
 def masked_state_grad(d_rec, recurrent_mask, t, keep, d_h):
-    """``d_h[b] = d_rec[b] * recurrent_mask[b]`` on rows real at step ``t`` (others carry)."""
+    """``d_h[b] = d_rec[b] * recurrent_mask[b]`` on rows real at step ``t`` (others carry).
+
+    ``d_rec (B, O)`` may be a transposed view (of the batch-minor product ``(O, B)``)."""
     has_mask = recurrent_mask.size > 0
     for b in range(d_h.shape[0]):
         if keep[b, t]:
@@ -109,21 +111,6 @@ def masked_state_grad(d_rec, recurrent_mask, t, keep, d_h):
                     d_h[b, j] = d_rec[b, j] * recurrent_mask[b, j]
             else:
                 copy(d_rec[b], d_h[b])
-
-
-@jit
-def masked_state_grad_transposed(d_rec_t, recurrent_mask, t, keep, d_h):
-    """:func:`masked_state_grad` from ``d_rec_t (O, B)``, the transposed product (see
-    :func:`transpose_into`)."""
-    has_mask = recurrent_mask.size > 0
-    for b in range(d_h.shape[0]):
-        if keep[b, t]:
-            if has_mask:
-                for j in range(d_h.shape[1]):
-                    d_h[b, j] = d_rec_t[j, b] * recurrent_mask[b, j]
-            else:
-                for j in range(d_h.shape[1]):
-                    d_h[b, j] = d_rec_t[j, b]
 
 
 @jit
