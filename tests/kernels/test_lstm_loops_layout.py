@@ -136,11 +136,12 @@ def test_carved_arrays_do_not_overlap(options):
     """Filled one after the other, every array carved from a block keeps its own values."""
     norm, mask, proj = options
     batch, steps, features, hidden, rec = 2, 3, 4, 5, 3 if proj else 5
+    every_gradient = (True,) * 15
     carved = [
-        (_saved_views, lstm_kernels._saved_layout(batch, steps, features, hidden, rec, norm,
-                                                  mask, proj)),
-        (_work_views, lstm_kernels._work_layout(batch, steps, features, hidden, rec, norm, proj,
-                                                True, True)),
+        (_saved_views, lstm_kernels._forward_shape(batch, steps, features, hidden, rec, norm,
+                                                   mask, proj)[:2]),
+        (_work_views, lstm_kernels._backward_shape(batch, steps, features, hidden, rec, norm,
+                                                   proj, every_gradient)[2:4]),
     ]
     for views_of, (size, layout) in carved:
         views = views_of(np.zeros(size, np.float32), layout)

@@ -261,6 +261,7 @@ class BoundCell:
         self.family = cell_class.family
         self.spec = spec
         self._weights = weights
+        self.tensors = tuple(t for t in weights if t is not None)  # the ones present, in order
         self.kernel_cache = None
 
     def weights(self) -> CellWeights:

@@ -141,7 +141,7 @@ def _plain_row_ln(gates, x_row, c_prev, peephole, c_new, c_hat, ln_weight, ln_bi
 @jit
 def _saved_views(saved, layout):
     """The forward's saved arrays, in the block ``saved`` at ``layout`` (see
-    ``rnnkit.kernels.lstm._saved_layout``)."""
+    ``rnnkit.kernels.lstm._forward_shape``)."""
     return (
         block_view3(saved, layout, 0), block_view2(saved, layout, 1),
         block_view1(saved, layout, 2), block_view3(saved, layout, 3),
@@ -372,7 +372,7 @@ def _cell_row_backward(d_out, d_c_from_h, gates, c_prev, c_new, peephole, act, r
 @jit
 def _work_views(work, layout):
     """The backward's work arrays in the block ``work`` at ``layout`` (see
-    ``rnnkit.kernels.lstm._work_layout``): ``d_gates (T, B, 4H)``; with layer norm ``d_proj
+    ``rnnkit.kernels.lstm._backward_shape``): ``d_gates (T, B, 4H)``; with layer norm ``d_proj
     (T, B, 4H)`` and ``d_x_proj (T*B, 4H)``, the gradients of ``U ĥ`` and ``W x`` before LN_hh and
     LN_ih; with a projection ``d_h_new (T, B, R)``; ``both`` and ``result`` of
     :func:`weight_gradients_into` and ``d_x_t`` of :func:`input_x_gradient_into`."""

@@ -19,6 +19,7 @@ strides, storage and version (in-place updates such as an optimizer step bump th
 
 from __future__ import annotations
 
+import operator
 import weakref
 
 import numpy as np
@@ -180,6 +181,13 @@ def _bind_kernel(cell, inputs: torch.Tensor) -> BoundKernel | None:
     return BoundKernel(family, spec, codes, family.weight_tensors(spec, weights), inputs.dtype)
 
 
+# C-level getters for the per-call checks of :func:`_cached_kernel` (``map`` over them builds
+# each tuple without a Python frame per tensor).
+_LAYOUT = operator.attrgetter("dtype", "device", "shape")
+_VERSION = operator.attrgetter("_version")
+_stride, _data_ptr = torch.Tensor.stride, torch.Tensor.data_ptr
+
+
 def _cached_kernel(cell: BoundCell, inputs: torch.Tensor):
     """:func:`select` for a :class:`BoundCell`, through its ``kernel_cache``.
 
@@ -187,14 +195,10 @@ def _cached_kernel(cell: BoundCell, inputs: torch.Tensor):
     device and shape; the arrays also on its strides, storage and version. Keeping the arrays
     keeps the old storage alive, so a new tensor cannot reuse its address unnoticed.
     """
-    tensors = [t for t in cell.weights() if t is not None]
-    layout = (
-        inputs.dtype,
-        inputs.device,
-        inputs.shape[2],
-        *((t.dtype, t.device, t.shape, t.stride()) for t in tensors),
-    )
-    contents = tuple((t.data_ptr(), t._version) for t in tensors)
+    tensors = cell.tensors
+    layout = (inputs.dtype, inputs.device, inputs.shape[2], *map(_LAYOUT, tensors),
+              *map(_stride, tensors))
+    contents = (*map(_data_ptr, tensors), *map(_VERSION, tensors))
     cached = cell.kernel_cache
     if cached is not None and cached[0] == layout:
         kernel = cached[2]
@@ -221,6 +225,7 @@ class BoundKernel:
         self.weights = tuple(t for t in tensors if t is not None)
         self.prepared = family.prepare(spec, tensors, dtype)
         self.plans: dict[tuple, Plan] = {}
+        self.zeros: dict[int, list[np.ndarray]] = {}
 
     def refreshed(self) -> BoundKernel:
         """The same kernel with its arrays taken again from the tensors' current values."""
@@ -239,6 +244,17 @@ class BoundKernel:
             self.plans[key] = plan
         return plan
 
+    def zero_state(self, batch: int, sizes) -> list[np.ndarray]:
+        """Zero ``(batch, size)`` arrays, kept per batch size: the initial state of a call given
+        none, and the gradient of a final state that was not used. The kernels only read them."""
+        arrays = self.zeros.get(batch)
+        if arrays is None:
+            if len(self.zeros) >= MAX_PLANS:
+                self.zeros.clear()
+            arrays = [np.zeros((batch, size), NUMPY_DTYPES[self.dtype]) for size in sizes]
+            self.zeros[batch] = arrays
+        return arrays
+
     def run(
         self,
         cell,
@@ -251,41 +267,34 @@ class BoundKernel:
         """``inputs (B, T, I)`` -> ``(outputs (B, T, O), final_state)``. ``state`` may be
         ``None`` (zeros); arguments the kernel cannot take (e.g. a state of another dtype) go to
         the reference loop."""
+        sizes = cell.state_size
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-        sizes = cell.state_size
-        if not run_inputs_fit(inputs, state, sizes, mask, recurrent_mask):
+        if (state is not None or mask is not None or recurrent_mask is not None) and not (
+            run_inputs_fit(inputs, state, sizes, mask, recurrent_mask)
+        ):
             return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
         plan = self.plan(inputs, mask, recurrent_mask, zero_output_for_mask)
         if state is None:
-            batch, numpy_dtype = inputs.shape[0], NUMPY_DTYPES[self.dtype]
-            state = (None,) * len(sizes)
-            state_arrays = [np.zeros((batch, size), numpy_dtype) for size in sizes]
+            state, state_arrays = (None,) * len(sizes), self.zero_state(inputs.shape[0], sizes)
         else:
             state_arrays = [as_array(s) for s in state]
-        tracked = _tracked(inputs, state, self.tensors) if torch.is_grad_enabled() else ()
         x = as_array(inputs)
-        if not tracked:
-            with blas_threads(plan.threads):
-                outputs, finals, _ = self.family.forward(plan, x, state_arrays, self.prepared)
-            return torch.from_numpy(outputs), tuple(torch.from_numpy(f) for f in finals)
-        everything = (inputs, *state, *self.tensors)
-        call = FusedCall(self, plan, x, state_arrays, tracked)
-        outputs, *finals = FusedSequence.apply(call, *(everything[p] for p in tracked))
-        return outputs, tuple(finals)
-
-
-def _tracked(inputs: torch.Tensor, state: tuple, tensors: tuple) -> tuple[int, ...]:
-    """The positions in ``(inputs, *state, *tensors)`` of the tensors that need gradients."""
-    positions = [0] if inputs.requires_grad else []
-    for position, tensor in enumerate(state, 1):
-        if tensor is not None and tensor.requires_grad:
-            positions.append(position)
-    first = 1 + len(state)
-    for position, tensor in enumerate(tensors, first):
-        if tensor is not None and tensor.requires_grad:
-            positions.append(position)
-    return tuple(positions)
+        if torch.is_grad_enabled():
+            # The positions in (inputs, *state, *tensors) of the tensors that need gradients.
+            everything = (inputs, *state, *self.tensors)
+            tracked = tuple(
+                position
+                for position, tensor in enumerate(everything)
+                if tensor is not None and tensor.requires_grad
+            )
+            if tracked:
+                call = FusedCall(self, plan, x, state_arrays, tracked)
+                outputs, *finals = FusedSequence.apply(call, *(everything[p] for p in tracked))
+                return outputs, tuple(finals)
+        with blas_threads(plan.threads):
+            outputs, finals, _ = self.family.forward(plan, x, state_arrays, self.prepared)
+        return torch.from_numpy(outputs), tuple(map(torch.from_numpy, finals))
 
 
 class FusedCall:
@@ -344,9 +353,9 @@ def _gradients(ctx, d_outputs, *d_finals):
         d_outputs = np.zeros((batch, steps, states[0].shape[1]), call.x.dtype)
     else:
         d_outputs = as_array(d_outputs)
-    d_finals = [
-        np.zeros_like(state) if d is None else as_array(d) for d, state in zip(d_finals, states)
-    ]
+    # A final state that was not used has no gradient: zeros, which the backward only reads.
+    zeros = kernel.zero_state(states[0].shape[0], [state.shape[1] for state in states])
+    d_finals = [zero if d is None else as_array(d) for d, zero in zip(d_finals, zeros)]
     with blas_threads(plan.threads):
         grads = kernel.family.backward(plan, ctx.saved, d_outputs, d_finals, needs)
     return (None, *[torch.from_numpy(grads[p]) if needs[p] else None for p in tracked])

@@ -90,10 +90,14 @@ def _layout(shapes: tuple[tuple[int, ...], ...]) -> tuple[int, np.ndarray]:
     return size, layout
 
 
-def _saved_layout(batch, steps, features, hidden, rec, norm, has_mask, proj):
-    """The layout of the forward's saved arrays (see :func:`lstm_forward`'s docstring)."""
+@functools.lru_cache(maxsize=64)
+def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj):
+    """What a forward of these sizes needs besides its arrays: ``(size, layout)`` of its saved
+    block (see :func:`lstm_forward`'s docstring), whether each step's GEMM runs batch-minor, its
+    column blocks, and whether it multiplies by U as stored (kept per sizes, as the layouts are).
+    """
     four_h = 4 * hidden
-    return _layout((
+    size, layout = _layout((
         (steps, batch, features),  # x_t
         (steps * batch if norm else 0, four_h),  # x_hat
         (steps * batch if norm else 0,),  # rstd_ih
@@ -101,61 +105,77 @@ def _saved_layout(batch, steps, features, hidden, rec, norm, has_mask, proj):
         (steps + 1, batch, hidden),  # c_all
         (steps, batch, hidden),  # tanh_c
         (steps + 1, batch, rec),  # h_all
-        (steps if has_mask else 0, batch, rec),  # h_rec_all
+        (steps if masked else 0, batch, rec),  # h_rec_all
         (steps if proj else 0, batch, hidden),  # m_all
         (steps if norm else 0, batch, four_h),  # h_hat
         (steps if norm else 0, batch, hidden),  # c_hat
         (steps if norm else 0, batch, 2),  # rstd
     ))
+    minor, blocks = step_gemm(batch, rec, four_h)
+    on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
+    return size, layout, minor, blocks, on_stored
 
 
-def _work_layout(batch, steps, features, hidden, rec, norm, proj, both_weights, need_x):
-    """The layout of the backward's work arrays (see :func:`lstm_backward`'s docstring)."""
+@functools.lru_cache(maxsize=64)
+def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs):
+    """What a backward of these sizes and ``needs`` needs besides its arrays: the shapes of the
+    15 gradients' arrays (see :func:`lstm_backward_arrays`), the ``need`` flags the loops take,
+    ``(size, layout)`` of its work block (see :func:`lstm_backward`'s docstring), and how its step
+    GEMMs run (batch-minor, column blocks)."""
     four_h = 4 * hidden
-    return _layout((
+    both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
+    size, layout = _layout((
         (steps, batch, four_h),  # d_gates
         (steps if norm else 0, batch, four_h),  # d_proj
         (steps * batch if norm else 0, four_h),  # d_x_proj
         (steps if proj else 0, batch, rec),  # d_h_new
         (steps * batch if both_weights else 0, features + rec),  # both
         (four_h if both_weights else 0, features + rec),  # result
-        (steps if need_x else 0, batch, features),  # d_x_t
+        (steps if needs[0] else 0, batch, features),  # d_x_t
     ))
+    shapes = (
+        (batch if needs[0] else 0, steps, features),  # d_x
+        (four_h, features) if needs[3] else (0, 0),  # d_w_ih
+        (four_h, rec) if needs[4] else (0, 0),  # d_w_hh
+        four_h if needs[5] else 0,  # d_b_ih
+        four_h if needs[6] else 0,  # d_b_hh
+        (rec, hidden) if needs[7] and proj else (0, 0),  # d_w_hr
+    )
+    need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
+    minor, blocks = step_gemm(batch, four_h, rec)
+    return shapes, need, size, layout, minor, blocks
 
 
-def lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln, *, eps, keep,
-                        recurrent, zero_output, activation, recurrent_activation):
-    """Forward over ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
+def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln):
+    """Forward over ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``, with ``plan``'s masks and
+    activations.
 
     Weights are in torch's layout (``w_ih (4H, I)``, ...); absent options are empty arrays
-    (``w_hr``, ``peep`` ``(0, 0)``; ``ln`` six empty vectors). ``keep (B, T)`` bool is True on real
-    steps; ``recurrent`` the ``(B, R)`` recurrent-dropout mask or ``(0, 0)``.
+    (``w_hr``, ``peep`` ``(0, 0)``; ``ln`` six empty vectors).
     Returns ``(outputs (B, T, R), h_T (B, R), c_T (B, H), saved)``; ``saved`` is what
     :func:`lstm_backward_arrays` needs.
     """
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
     dtype = x.dtype
-    proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
+    size, layout, minor, blocks, on_stored = _forward_shape(
+        batch, steps, features, hidden, rec, ln[0].size > 0, plan.recurrent.size > 0,
+        w_hr.shape[0] > 0,
+    )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
-    size, layout = _saved_layout(batch, steps, features, hidden, rec, norm, recurrent.size > 0,
-                                 proj)
     block = recycled((size,), dtype)
-    minor, blocks = step_gemm(batch, rec, 4 * hidden)
-    on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
-    w_hh_t = np.empty((0, 0), dtype) if minor or on_stored else transposed(w_hh)
-    w_hh_t_blocks = split_columns(w_hh_t, blocks)
+    w_hh_t = _EMPTY[dtype] if minor or on_stored else transposed(w_hh)
     lstm_forward(
-        x, h0, c0, w_ih.T, w_hh, w_hh_t, w_hh_t_blocks, b_ih, b_hh, transposed(w_hr), peep, *ln,
-        eps, keep, recurrent, zero_output, activation, recurrent_activation, minor, outputs,
-        h_final, c_final, block, layout,
+        x, h0, c0, w_ih.T, w_hh, w_hh_t, split_columns(w_hh_t, blocks), b_ih, b_hh,
+        transposed(w_hr), peep, *ln, float(plan.spec.layer_norm_epsilon), plan.keep,
+        plan.recurrent, plan.zero_output, plan.activation, plan.recurrent_activation, minor,
+        outputs, h_final, c_final, block, layout,
     )
     return outputs, h_final, c_final, (block, layout)
 
 
-def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, *, eps, keep,
-                         recurrent, zero_output, activation, recurrent_activation):
+def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_final, needs):
     """Gradients from ``d_outputs (B, T, R)``, ``d_h_final (B, R)``, ``d_c_final (B, H)``.
 
     ``arrays`` are the forward's inputs ``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln)``;
@@ -165,37 +185,29 @@ def lstm_backward_arrays(saved, arrays, d_outputs, d_h_final, d_c_final, needs, 
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln = arrays
     dtype = x.dtype
     batch, steps, features = x.shape
-    hidden, rec = c0.shape[1], h0.shape[1]
-    four_h = 4 * hidden
-    proj, norm = w_hr.shape[0] > 0, ln[0].size > 0
+    hidden = c0.shape[1]
+    shapes, need, size, layout, minor, blocks = _backward_shape(
+        batch, steps, features, hidden, h0.shape[1], ln[0].size > 0, w_hr.shape[0] > 0,
+        tuple(needs),
+    )
+    d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = (np.empty(shape, dtype) for shape in shapes)
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
     d_c = np.array(d_c_final, dtype, order="C")
-    grads = (
-        np.empty((batch if needs[0] else 0, steps, features), dtype),
-        d_h,
-        d_c,
-        np.empty((four_h, features) if needs[3] else (0, 0), dtype),
-        np.empty((four_h, rec) if needs[4] else (0, 0), dtype),
-        np.empty(four_h if needs[5] else 0, dtype),
-        np.empty(four_h if needs[6] else 0, dtype),
-        np.empty((rec, hidden) if needs[7] and proj else (0, 0), dtype),
-        np.empty_like(peep),
-        np.empty((6, four_h), dtype),
-    )
-    need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
-    both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
-    size, layout = _work_layout(batch, steps, features, hidden, rec, norm, proj, both_weights,
-                                needs[0])
-    minor, blocks = step_gemm(batch, four_h, rec)
-    w_hh_t = transposed(w_hh) if minor else np.empty((0, 0), dtype)  # only batch-minor reads it
-    w_hh_blocks = split_columns(w_hh, blocks)
+    d_peep, d_ln = np.empty_like(peep), np.empty((6, 4 * hidden), dtype)
     lstm_backward(
-        d_outputs, *saved, w_ih, w_hh, w_hh_t, w_hh_blocks, w_hr, peep, ln[0], ln[2], ln[4], keep,
-        recurrent, zero_output, activation, recurrent_activation, minor, need,
-        workspace("work", (size,), dtype), layout, *grads,
+        d_outputs, *saved, w_ih, w_hh, transposed(w_hh) if minor else _EMPTY[dtype],
+        split_columns(w_hh, blocks), w_hr, peep, ln[0], ln[2], ln[4], plan.keep, plan.recurrent,
+        plan.zero_output, plan.activation, plan.recurrent_activation, minor, need,
+        workspace("work", (size,), dtype), layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
+        d_w_hr, d_peep, d_ln,
     )
-    d_ln = grads[9]
-    return (*grads[:9], d_ln[0], d_ln[1], d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
+    return (d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln[0], d_ln[1],
+            d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
+
+
+# An empty matrix per dtype, for the loops' arguments that a call does not use.
+_EMPTY = {np.dtype(np.float32): np.empty((0, 0), np.float32),
+          np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
 # The weights the kernel reads, in the order of the loops' arguments (and of their gradients).
@@ -233,24 +245,15 @@ def prepare(spec, tensors, dtype) -> tuple:
             optional_matrix(peep, dtype), ln_)
 
 
-def settings(plan: Plan) -> dict:
-    """The keyword settings the array-level kernels take, from a call's plan."""
-    return dict(
-        eps=float(plan.spec.layer_norm_epsilon), keep=plan.keep, recurrent=plan.recurrent,
-        zero_output=plan.zero_output, activation=plan.activation,
-        recurrent_activation=plan.recurrent_activation,
-    )
-
-
 def forward(plan: Plan, x, states, prepared):
     """``x (B, T, I)``, ``states = [h0 (B, R), c0 (B, H)]`` -> ``(outputs (B, T, R),
     [h_T, c_T], saved)``."""
     arrays = (x, *states, *prepared)
-    outputs, h_final, c_final, saved = lstm_forward_arrays(*arrays, **settings(plan))
+    outputs, h_final, c_final, saved = lstm_forward_arrays(plan, *arrays)
     return outputs, (h_final, c_final), (saved, arrays)
 
 
 def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
     """The gradients of ``(x, h0, c0, *FIELDS)`` flagged in ``needs`` (others unspecified)."""
     loop_saved, arrays = saved
-    return lstm_backward_arrays(loop_saved, arrays, d_outputs, *d_finals, needs, **settings(plan))
+    return lstm_backward_arrays(plan, loop_saved, arrays, d_outputs, *d_finals, needs)

@@ -13,7 +13,9 @@ way out.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -157,15 +159,15 @@ class RNNBase(nn.Module):
         """The layer/direction's cell, kept while its tensors are the same objects (a reassigned
         or parametrized parameter makes a new one)."""
         index = layer * self.num_directions + direction
+        names = self._all_weights[index]
         # Straight from the parameter dict (getattr goes through Module.__getattr__); a
         # parametrized weight is not in it and is computed by getattr.
-        parameters = self._parameters
-        tensors = tuple(
-            parameters[name] if name in parameters else getattr(self, name)
-            for name in self._all_weights[index]
-        )
+        try:
+            tensors = tuple(map(self._parameters.__getitem__, names))
+        except KeyError:
+            tensors = tuple(map(functools.partial(getattr, self), names))
         cached = self._cells.get(index)
-        if cached is not None and all(a is b for a, b in zip(cached[0], tensors, strict=True)):
+        if cached is not None and all(map(operator.is_, cached[0], tensors)):
             return cached[1]
         spec = self._layer_spec(layer)
         weights = CellWeights(**dict(zip(parameter_shapes(spec, self.bias), tensors, strict=True)))
@@ -234,10 +236,7 @@ class RNNBase(nn.Module):
         if isinstance(input, PackedSequence):
             return self._prepare_packed(input, lengths)
         weight = self.weight_ih_l0
-        layout = (
-            "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
-        )
-        tensor = _validation.check_input(input, self.input_size, weight.dtype, layout)
+        tensor = _validation.check_input(input, self.input_size, weight.dtype, self.batch_first)
         _validation.check_device(tensor, weight.device, "input")
         batched = tensor.dim() == 3
         if not batched:
@@ -296,6 +295,10 @@ class RNNBase(nn.Module):
         view rather than a ``stack`` for the finals): at small sizes each op costs as much again
         in the backward pass.
         """
+        if self.num_layers == 1 and not self.bidirectional:
+            initial = None if states is None else tuple(state[0] for state in states)
+            outputs, final = self._run_direction(0, 0, inputs, initial, mask)
+            return outputs, tuple(state.unsqueeze(0) for state in final)
         finals: list[tuple[torch.Tensor, ...]] = []
         layer_input = inputs  # (B, T, I)
         for layer in range(self.num_layers):
@@ -312,8 +315,6 @@ class RNNBase(nn.Module):
                 layer_input = torch.cat(direction_outputs, dim=-1)  # (B, T, D*H_out)
             if layer < self.num_layers - 1:
                 layer_input = self._between_layers(layer_input)
-        if len(finals) == 1:
-            return layer_input, tuple(final.unsqueeze(0) for final in finals[0])
         stacked = tuple(torch.stack(kind, dim=0) for kind in zip(*finals, strict=True))
         return layer_input, stacked
 

@@ -76,24 +76,34 @@ def check_device(tensor: torch.Tensor, device: torch.device, name: str) -> None:
         raise ValueError(f"{name}: expected a tensor on {device}, got one on {tensor.device}")
 
 
-def check_input(value, input_size: int, dtype: torch.dtype, layout: str) -> torch.Tensor:
-    """A floating ``input`` of rank 3 (batched, laid out as ``layout``) or 2 (unbatched)."""
+def check_input(value, input_size: int, dtype: torch.dtype, batch_first: bool) -> torch.Tensor:
+    """A floating ``input`` of rank 3 (batched, batch-first or time-major) or 2 (unbatched)."""
     tensor = as_float_tensor(value, "input")
-    if tensor.dim() not in (2, 3):
+    rank = tensor.dim()
+    if rank == 3:
+        seq_axis = 1 if batch_first else 0
+    elif rank == 2:
+        seq_axis = 0
+    else:
         raise ValueError(
-            f"input: expected a 3-D tensor {layout} or a 2-D unbatched tensor "
+            f"input: expected a 3-D tensor {_layout(3, batch_first)} or a 2-D unbatched tensor "
             f"(seq_len, input_size), got shape {tuple(tensor.shape)}"
         )
     check_size(tensor.shape[-1], input_size, "input", "input_size (the last dimension)")
-    # ``layout`` names the axes of a batched input, e.g. "(seq_len, batch, input_size)".
-    axes = layout.strip("()").split(", ") if tensor.dim() == 3 else ["seq_len", "input_size"]
-    if tensor.shape[axes.index("seq_len")] == 0:
+    if tensor.shape[seq_axis] == 0:
         raise ValueError(
             f"input: expected seq_len >= 1 (as torch.nn), got shape {tuple(tensor.shape)} "
-            f"{layout if tensor.dim() == 3 else '(seq_len, input_size)'}"
+            f"{_layout(rank, batch_first)}"
         )
     check_dtype(tensor, dtype, "input")
     return tensor
+
+
+def _layout(rank: int, batch_first: bool) -> str:
+    """The axes of an input of ``rank``, for error messages."""
+    if rank != 3:
+        return "(seq_len, input_size)"
+    return "(batch, seq_len, input_size)" if batch_first else "(seq_len, batch, input_size)"
 
 
 def check_packed_data(data: torch.Tensor, input_size: int, dtype: torch.dtype) -> None:
