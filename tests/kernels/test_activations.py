@@ -30,7 +30,10 @@ def _sigmoid_all(x, out):
         out[i] = sigmoid_t(x[i])
 
 
-FUNCTIONS = {"tanh": (_tanh_all, np.tanh), "sigmoid": (_sigmoid_all, lambda x: 1 / (1 + np.exp(-x)))}
+FUNCTIONS = {
+    "tanh": (_tanh_all, np.tanh),
+    "sigmoid": (_sigmoid_all, lambda x: 1 / (1 + np.exp(-x))),
+}
 
 
 def _points(dtype) -> np.ndarray:
