@@ -13,8 +13,9 @@ import pytest
 
 from rnnkit.kernels._numba import sigmoid_t, tanh_t
 
-# torch's float32 tanh and sigmoid are within about 1.5 ulp; allow a little more. In float64,
-# tanh's formula just above its series' range loses 3 bits (8 ulp, 2e-15 relative).
+# torch's float32 tanh and sigmoid are within about 1.5 ulp; allow a little more. (Measured:
+# float32 2.6 ulp, float64 6 ulp, against NumPy's float64, itself within an ulp or so.) Before
+# tanh was computed from e^2x - 1, it was 2e7 float32 ulp off near 4e-8 (returning 0).
 MAX_ULP = {np.float32: 4.0, np.float64: 8.0}
 
 

@@ -76,49 +76,40 @@ _C = [1.0 / float(np.prod(np.arange(1.0, n + 1.0))) for n in range(13)]
 C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12 = _C
 
 
-# Near 0, ``1 - 2 / (1 + e^2x)`` cancels: its relative error grows as 1/|x|, and a gate's small
-# value is all of its contribution to the gradients (a layer-norm LSTM with tanh gates drew float32
-# gradients 10x further from the float64 truth than torch's). There tanh is its Taylor series to
-# x^21, whose first term left out is under 2e-9 relative at 0.625 (float32) and under 1e-17 at 0.25
-# (float64); above these the formula loses at most a bit or two.
-TANH_SERIES_BELOW = 0.25
-# The series' coefficients from x^3 to x^21.
-SERIES = (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075,
-          -929569 / 638512875, 6404582 / 10854718875, -443861162 / 1856156927625,
-          18888466084 / 194896477400625)
-
-
 @jit
-def _tanh_series(x, coefficients):
-    """tanh's Taylor series (Horner's scheme) with ``coefficients`` in ``x``'s precision (see
-    :data:`TANH_SERIES_BELOW`)."""
-    x2 = x * x
-    series = coefficients[-1]
-    for k in range(len(coefficients) - 2, -1, -1):
-        series = coefficients[k] + x2 * series
-    return x + x * x2 * series
+def _reduced(x):
+    """``(k, r, 2^k)`` with ``x = k ln 2 + r``, ``x`` clamped to ``±708``; and ``e^r - 1``, which
+    the series gives without cancelling near 0."""
+    v = min(max(np.float64(x), -EXP_LIMIT), EXP_LIMIT)
+    k = np.floor(v * LOG2E + 0.5)
+    r = v - k * LN2_HI - k * LN2_LO
+    q = C12
+    q = q * r + C11
+    q = q * r + C10
+    q = q * r + C9
+    q = q * r + C8
+    q = q * r + C7
+    q = q * r + C6
+    q = q * r + C5
+    q = q * r + C4
+    q = q * r + C3
+    q = q * r + C2
+    q = q * r + C1
+    return q * r, _float64_from_bits((np.int64(k) + 1023) << 52)
 
 
 @jit
 def exp_(x):
     """``e^x`` in float64 for finite ``x``, to about 1 ulp, clamped to ``e^±708``."""
-    v = min(max(np.float64(x), -EXP_LIMIT), EXP_LIMIT)
-    k = np.floor(v * LOG2E + 0.5)
-    r = v - k * LN2_HI - k * LN2_LO
-    p = C12
-    p = p * r + C11
-    p = p * r + C10
-    p = p * r + C9
-    p = p * r + C8
-    p = p * r + C7
-    p = p * r + C6
-    p = p * r + C5
-    p = p * r + C4
-    p = p * r + C3
-    p = p * r + C2
-    p = p * r + C1
-    p = p * r + C0
-    return p * _float64_from_bits((np.int64(k) + 1023) << 52)
+    e_r_minus_1, scale = _reduced(x)
+    return scale * (e_r_minus_1 + C0)
+
+
+@jit
+def expm1_(x):
+    """``e^x - 1`` in float64, to a few ulp near 0 too (where ``exp_(x) - 1`` cancels)."""
+    e_r_minus_1, scale = _reduced(x)
+    return scale * e_r_minus_1 + (scale - 1.0)
 
 
 @jit
@@ -129,10 +120,12 @@ def sigmoid_(x):
 
 @jit
 def tanh_(x):
-    x = np.float64(x)
-    y = 1.0 - 2.0 / (1.0 + exp_(2.0 * x))
-    y = _tanh_series(x, SERIES) if abs(x) < TANH_SERIES_BELOW else y
-    return y if x == x else x
+    # From e^2x - 1, not 1 - 2 / (1 + e^2x): that cancels near 0, where a gate's small value is all
+    # of its contribution to the gradients (a layer-norm LSTM with tanh gates drew float32
+    # gradients 10x further from the float64 truth than torch's).
+    m = expm1_(2.0 * x)
+    y = m / (m + 2.0)
+    return y if x == x else np.float64(x)
 
 
 @intrinsic
@@ -157,24 +150,33 @@ ONE_32, TWO_32, HALF_32 = F32(1.0), F32(2.0), F32(0.5)
 
 
 @jit
-def exp32_(x):
-    """``e^x`` in float32 for finite ``x``, to about 1 ulp, clamped to ``e^±87``."""
+def _reduced32(x):
+    """:func:`_reduced` in float32 (clamped to ``±87``): ``(e^r - 1, 2^k)``."""
     v = min(max(x, -EXP_LIMIT_32), EXP_LIMIT_32)
     k = np.floor(v * LOG2E_32 + HALF_32)
     r = v - k * LN2_HI_32 - k * LN2_LO_32
-    p = D7
-    p = p * r + D6
-    p = p * r + D5
-    p = p * r + D4
-    p = p * r + D3
-    p = p * r + D2
-    p = p * r + D1
-    p = p * r + D0
-    return p * _float32_from_bits((np.int64(k) + 127) << 23)
+    q = D7
+    q = q * r + D6
+    q = q * r + D5
+    q = q * r + D4
+    q = q * r + D3
+    q = q * r + D2
+    q = q * r + D1
+    return q * r, _float32_from_bits((np.int64(k) + 127) << 23)
 
 
-TANH_SERIES_BELOW_32 = F32(0.625)  # see TANH_SERIES_BELOW
-SERIES_32 = tuple(F32(c) for c in SERIES)
+@jit
+def exp32_(x):
+    """``e^x`` in float32 for finite ``x``, to about 1 ulp, clamped to ``e^±87``."""
+    e_r_minus_1, scale = _reduced32(x)
+    return scale * (e_r_minus_1 + D0)
+
+
+@jit
+def expm1_32(x):
+    """``e^x - 1`` in float32, to a few ulp near 0 too."""
+    e_r_minus_1, scale = _reduced32(x)
+    return scale * e_r_minus_1 + (scale - ONE_32)
 
 
 @jit
@@ -185,8 +187,8 @@ def _sigmoid32(x):
 
 @jit
 def _tanh32(x):
-    y = ONE_32 - TWO_32 / (ONE_32 + exp32_(TWO_32 * x))
-    y = _tanh_series(x, SERIES_32) if abs(x) < TANH_SERIES_BELOW_32 else y
+    m = expm1_32(TWO_32 * x)  # see tanh_
+    y = m / (m + TWO_32)
     return y if x == x else x
 
 
