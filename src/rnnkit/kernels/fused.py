@@ -7,8 +7,9 @@ loop, which runs it or raises the precise error.
 
 Each family module (:mod:`~rnnkit.kernels.lstm`, :mod:`~rnnkit.kernels.gru`,
 :mod:`~rnnkit.kernels.rnn`) offers the same array-level interface, driven from here:
-``supports(spec, weights)``, ``weight_tensors(spec, weights)`` (the tensors it reads, ``None``
-where an option is off), ``prepare(spec, tensors, dtype)`` (their arrays),
+``STATES`` (the recurrent states' names), ``supports(spec, weights)``,
+``weight_tensors(spec, weights)`` (the tensors it reads, ``None`` where an option is off),
+``prepare(spec, tensors, dtype)`` (their arrays),
 ``forward(plan, x, states, prepared) -> (outputs, finals, saved)`` and
 ``backward(plan, saved, d_outputs, d_finals, needs)`` (gradients of ``(x, *states, *tensors)``).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import operator
 import weakref
+from itertools import compress
 
 import numpy as np
 import torch
@@ -186,6 +188,7 @@ def _bind_kernel(cell, inputs: torch.Tensor) -> BoundKernel | None:
 _LAYOUT = operator.attrgetter("dtype", "device", "shape")
 _VERSION = operator.attrgetter("_version")
 _stride, _data_ptr = torch.Tensor.stride, torch.Tensor.data_ptr
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
 def _cached_kernel(cell: BoundCell, inputs: torch.Tensor):
@@ -223,6 +226,11 @@ class BoundKernel:
         self.family, self.spec, self.codes, self.dtype = family, spec, codes, dtype
         self.tensors = tensors
         self.weights = tuple(t for t in tensors if t is not None)
+        # Their positions in a call's (inputs, *state, *tensors).
+        first = 1 + len(family.STATES)
+        self.weight_positions = tuple(
+            first + k for k, tensor in enumerate(tensors) if tensor is not None
+        )
         self.prepared = family.prepare(spec, tensors, dtype)
         self.plans: dict[tuple, Plan] = {}
         self.zeros: dict[int, list[np.ndarray]] = {}
@@ -281,16 +289,16 @@ class BoundKernel:
             state_arrays = [as_array(s) for s in state]
         x = as_array(inputs)
         if torch.is_grad_enabled():
-            # The positions in (inputs, *state, *tensors) of the tensors that need gradients.
-            everything = (inputs, *state, *self.tensors)
-            tracked = tuple(
-                position
-                for position, tensor in enumerate(everything)
-                if tensor is not None and tensor.requires_grad
-            )
+            # The tensors that need gradients, and their positions in (inputs, *state, *tensors).
+            given = (inputs, *state)
+            flags = [t is not None and t.requires_grad for t in given]
+            flags += map(_REQUIRES_GRAD, self.weights)
+            positions = (*range(len(given)), *self.weight_positions)
+            tracked = tuple(compress(positions, flags))
             if tracked:
                 call = FusedCall(self, plan, x, state_arrays, tracked)
-                outputs, *finals = FusedSequence.apply(call, *(everything[p] for p in tracked))
+                needing = compress((*given, *self.weights), flags)
+                outputs, *finals = FusedSequence.apply(call, *needing)
                 return outputs, tuple(finals)
         with blas_threads(plan.threads):
             outputs, finals, _ = self.family.forward(plan, x, state_arrays, self.prepared)

@@ -133,6 +133,7 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     return outputs, h_final, saved
 
 
+STATES = ("h",)  # the recurrent states, in the order calls give them
 FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
