@@ -18,6 +18,8 @@ array-level interface.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rnnkit.kernels._common import Plan, arrays_of, recycled, transposed, workspace
@@ -338,30 +340,42 @@ def forward(plan: Plan, x, states, prepared):
     return outputs, (h_final,), (saved, blocks, x, prepared[0])
 
 
-def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
-    """The gradients of ``(x, h0, *FIELDS)`` flagged in ``needs`` (others empty)."""
-    loop_saved, blocks, x, weight_ih = saved
-    dtype = x.dtype
-    batch, steps, features = x.shape
-    hidden = blocks[0].shape[1]
-    d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
-    grads = (
-        np.empty((batch if needs[0] else 0, steps, features), dtype),
-        d_h,
-        np.empty((3 * hidden, features) if needs[2] else (0, 0), dtype),
-        np.empty((3 * hidden, hidden) if needs[3] else (0, 0), dtype),
-        np.empty(3 * hidden if needs[4] else 0, dtype),
-        np.empty(3 * hidden if needs[5] else 0, dtype),
+@functools.lru_cache(maxsize=64)
+def _backward_shape(batch, steps, features, hidden, width, needs):
+    """What a backward of these sizes and ``needs`` needs besides its arrays (kept per sizes):
+    the shapes of the gradients of ``(x, *FIELDS)``, the ``need`` flags the loops take, the
+    shapes of the work arrays ``d_pre``, ``d_proj``, ``d_x_t``, and the column blocks of the step
+    GEMM over ``first (width, H)``."""
+    three_h = 3 * hidden
+    shapes = (
+        (batch if needs[0] else 0, steps, features),
+        (three_h, features) if needs[2] else (0, 0),
+        (three_h, hidden) if needs[3] else (0, 0),
+        three_h if needs[4] else 0,
+        three_h if needs[5] else 0,
     )
     need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
-    work = (
-        workspace("gru_d_pre", (steps, batch, 3 * hidden), dtype),
-        workspace("gru_d_proj", (steps, batch, blocks[0].shape[0]), dtype),
-        workspace("gru_d_x_t", (steps if needs[0] else 0, batch, features), dtype),
+    work = ((steps, batch, three_h), (steps, batch, width),
+            (steps if needs[0] else 0, batch, features))
+    return shapes, need, work, column_blocks(batch, width, hidden)
+
+
+WORK_NAMES = ("gru_d_pre", "gru_d_proj", "gru_d_x_t")
+
+
+def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
+    """The gradients of ``(x, h0, *FIELDS)`` flagged in ``needs`` (others empty)."""
+    loop_saved, (first, n_block), x, weight_ih = saved
+    dtype = x.dtype
+    batch, steps, features = x.shape
+    shapes, need, work, blocks = _backward_shape(
+        batch, steps, features, first.shape[1], first.shape[0], tuple(needs)
     )
-    first, n_block = blocks
-    first_blocks = split_columns(first, column_blocks(batch, first.shape[0], hidden))
-    gru_backward(d_outputs, d_h, *loop_saved, weight_ih, first, first_blocks, n_block,
-                 bool(plan.spec.reset_after), plan.keep, plan.recurrent, plan.zero_output,
-                 plan.activation, plan.recurrent_activation, need, *work, grads[0], *grads[2:])
-    return grads
+    d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh = (np.empty(s, dtype) for s in shapes)
+    d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
+    gru_backward(d_outputs, d_h, *loop_saved, weight_ih, first, split_columns(first, blocks),
+                 n_block, bool(plan.spec.reset_after), plan.keep, plan.recurrent,
+                 plan.zero_output, plan.activation, plan.recurrent_activation, need,
+                 *map(workspace, WORK_NAMES, work, (dtype,) * 3), d_x, d_weight_ih,
+                 d_weight_hh, d_bias_ih, d_bias_hh)
+    return d_x, d_h, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh

@@ -12,6 +12,8 @@ costs a page fault per 4 kB on every call). The ``autograd.Function`` of
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rnnkit.kernels._common import Plan, arrays_of, recycled, transposed, workspace
@@ -158,30 +160,43 @@ def forward(plan: Plan, x, states, prepared):
     return outputs, (h_final,), (saved, x, prepared)
 
 
+@functools.lru_cache(maxsize=64)
+def _backward_shape(batch, steps, features, hidden, needs):
+    """What a backward of these sizes and ``needs`` needs besides its arrays (kept per sizes):
+    the shapes of the gradients of ``(x, *FIELDS)``, the ``need`` flags the loops take and the
+    shapes of the work arrays ``d_pre``, ``both``, ``result``, ``d_x_t``."""
+    rows = steps * batch
+    both_weights = needs[2] and needs[3]  # see weight_gradients_into
+    shapes = (
+        (batch if needs[0] else 0, steps, features),
+        (hidden, features) if needs[2] else (0, 0),
+        (hidden, hidden) if needs[3] else (0, 0),
+        hidden if needs[4] else 0,
+        hidden if needs[5] else 0,
+    )
+    need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+    work = (
+        (steps, batch, hidden),
+        (rows if both_weights else 0, features + hidden),
+        (hidden if both_weights else 0, features + hidden),
+        (steps if needs[0] else 0, batch, features),
+    )
+    return shapes, need, work
+
+
+WORK_NAMES = ("rnn_d_pre", "rnn_both", "rnn_result", "rnn_d_x_t")
+
+
 def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
     """The gradients of ``(x, h0, *FIELDS)`` flagged in ``needs`` (others empty)."""
     loop_saved, x, (weight_ih, weight_hh, _, _) = saved
     dtype = x.dtype
     batch, steps, features = x.shape
-    hidden = weight_hh.shape[1]
+    shapes, need, work = _backward_shape(batch, steps, features, weight_hh.shape[1], tuple(needs))
+    d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh = (np.empty(s, dtype) for s in shapes)
     d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
-    grads = (
-        np.empty((batch if needs[0] else 0, steps, features), dtype),
-        d_h,
-        np.empty((hidden, features) if needs[2] else (0, 0), dtype),
-        np.empty((hidden, hidden) if needs[3] else (0, 0), dtype),
-        np.empty(hidden if needs[4] else 0, dtype),
-        np.empty(hidden if needs[5] else 0, dtype),
-    )
-    need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
-    rows = steps * batch
-    both_weights = needs[2] and needs[3]  # see weight_gradients_into
-    work = (
-        workspace("rnn_d_pre", (steps, batch, hidden), dtype),
-        workspace("rnn_both", (rows if both_weights else 0, features + hidden), dtype),
-        workspace("rnn_result", (hidden if both_weights else 0, features + hidden), dtype),
-        workspace("rnn_d_x_t", (steps if needs[0] else 0, batch, features), dtype),
-    )
     rnn_backward(d_outputs, d_h, *loop_saved, weight_ih, weight_hh, plan.keep, plan.recurrent,
-                 plan.zero_output, plan.activation, need, *work, grads[0], *grads[2:])
-    return grads
+                 plan.zero_output, plan.activation, need,
+                 *map(workspace, WORK_NAMES, work, (dtype,) * 4), d_x, d_weight_ih, d_weight_hh,
+                 d_bias_ih, d_bias_hh)
+    return d_x, d_h, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh
