@@ -69,7 +69,7 @@ def _contenders(family: str):
 
 # Steps per timed batch: a multiple of the steps one block of the step kernel's outputs serves
 # (rnnkit.kernels.stepping.BLOCK_ELEMENTS values: 32 LSTM or 64 GRU/RNN steps here), so that every
-# batch carries its share of block allocations and the median is the amortised cost.
+# batch carries its share of block changes (a stream that drops its states reuses two blocks).
 STEPS = 64
 
 

@@ -10,9 +10,14 @@ A step at batch 1 costs a few microseconds, so each call does only what cannot b
 advance. What a cell's steps need (its weights packed into one array, see
 :mod:`rnnkit.kernels._step_loops`) is worked out once per cell and kept in a :class:`_Stepper`;
 each call confirms cheaply that the cell still holds the same tensors, unchanged (same object,
-storage and version counter), and rebuilds it otherwise. The outputs are views handed out from a
-block allocated for many steps (one torch allocation per block instead of per tensor), and a state
-that the previous step returned is recognised by identity, so its checks are not repeated.
+storage and version counter), and rebuilds it otherwise. A state that the previous step returned
+is recognised by identity, so its checks are not repeated.
+
+The outputs are views handed out from a block allocated for many steps (a view costs a third of a
+tensor of its own, and a block once built is reused). When a block runs out, the one before it is
+taken again if nothing outside can still see its memory, else a new block is allocated (see
+:meth:`_Block.free`): a stream that drops each state once the next step has returned it never
+allocates, and an output kept, or any tensor sharing its memory, is never written again.
 
 What is not seen: a write through a weight's ``.data`` (``p.data.mul_(2)``), which bumps no version
 counter. Write to the parameter itself (``p.mul_(2)`` under ``no_grad``, as optimizers and
@@ -24,7 +29,8 @@ This module imports numba lazily (on the first step), so ``import rnnkit`` stays
 from __future__ import annotations
 
 import functools
-import itertools
+import sys
+import threading
 import weakref
 
 import numpy as np
@@ -33,10 +39,12 @@ import torch
 _STEPPERS: dict[int, _Stepper | None] = {}  # by id(cell); a stepper holds a weak ref to its cell
 _loops = None  # rnnkit.kernels._step_loops, once imported
 BLOCK_ELEMENTS = 4096  # values per block of outputs: 32 LSTM steps at B=1, H=64
-MAX_POOLS = 8  # batch sizes with a block in use, per cell and form
+MAX_POOLS = 8  # batch sizes with blocks kept, per cell and form
 KERNEL_INTEGERS = 8  # features, mode, batch and five addresses (see _step_loops)
 STEP, TIMESTEP, TIMESTEP_SEQUENCE = 0, 1, 2  # the forms of fused_step
 _grad_enabled = torch.is_grad_enabled
+_refcount, _weakrefs = sys.getrefcount, weakref.getweakrefcount
+_tensor_uses, _storage_uses = torch.Tensor._use_count, torch._C._storage_Use_Count
 
 
 def fused_step(cell, inputs, state, form: int = STEP):
@@ -80,12 +88,10 @@ def _fits(tensor, dtype, batch, width) -> bool:
 class _Stepper:
     """One cell's single steps: its packed weights, what must not change, and its output blocks.
 
-    A slot (see :meth:`_refill`) is ``(result, state, h, c, h_address, c_address, y_address,
-    shape, form)``: the ``(output, state)`` a step returns, the state list in it and the tensors
-    it holds (``c`` is ``h`` for one state), where the kernel writes them and the output's copy
-    (``y_address`` 0 for none), and the inputs' shape and form it is handed out for. ``last`` is
-    the slot the previous step returned: when the next step receives that slot's state,
-    unchanged, with inputs of the same shape and form, its checks are done.
+    ``last`` is ``(state, slot, pool, shape, form)`` of the previous step: the state list it
+    returned, the :class:`_Block` slot that list holds, and the inputs' shape and form. When the
+    next step receives that list, unchanged, with inputs of the same shape and form, its checks
+    are done.
     """
 
     __slots__ = (
@@ -100,6 +106,7 @@ class _Stepper:
         "call",
         "pools",
         "last",
+        "lock",
         "__weakref__",
     )
 
@@ -129,10 +136,15 @@ class _Stepper:
         ):
             return None
         shape = inputs.shape
-        last = self.last
-        if state is last[1] and shape == last[7] and form == last[8] and _untouched(last):
+        last_state, slot, pool, last_shape, last_form = self.last
+        if (
+            state is last_state
+            and shape == last_shape
+            and form == last_form
+            and _untouched(state, slot)
+        ):
             # The state the previous step returned, as it returned it: its checks are done.
-            h_address, c_address = last[4], last[5]
+            h_address, c_address = slot[3], slot[4]
         else:
             if not self._takes(shape, form):
                 return None
@@ -140,10 +152,16 @@ class _Stepper:
             if addresses is None:
                 return None
             h_address, c_address = addresses
-        slot = next(self.pools[form].get(shape, _EMPTY), None) or next(self._refill(shape, form))
-        self.call(shape[0], inputs.data_ptr(), h_address, c_address, slot[4], slot[6])
-        self.last = slot
-        return slot[0]
+            pool = self._pool(shape, form)
+        slots = pool.slots
+        slot = next(slots, None)
+        if slot is None or slot[1].data_ptr() != slot[3]:  # used up, or its block's memory moved
+            slot = self._next_block(pool, slots)
+        output, _, tensors, out_address, _, y_address = slot
+        self.call(shape[0], inputs.data_ptr(), h_address, c_address, out_address, y_address)
+        new_state = list(tensors)
+        self.last = (new_state, slot, pool, shape, form)
+        return output, new_state
 
     def _takes(self, shape, form: int) -> bool:
         """Whether inputs of ``shape`` fit ``form``: ``(B, I)``, or ``(B, 1, I)`` for a timestep."""
@@ -167,52 +185,122 @@ class _Stepper:
                 return None
         return state[0].data_ptr(), 0 if self.n_state == 1 else state[1].data_ptr()
 
-    def _refill(self, shape, form: int):
-        """A new block of outputs for inputs of ``shape`` and ``form``, as an iterator over its
-        slots.
-
-        Each slot is handed out once (``next`` on the iterator is atomic, so concurrent steps never
-        share one). A view of a block costs about a third of a tensor of its own (0.4-0.5 against
-        1.3-1.7 us measured, ``unbind`` against ``torch.empty``); the price is that a view kept
-        alive keeps its block (16 KB in float32) alive, and ``torch.save`` of one writes the block.
-        """
-        batch, n_state, hidden, dtype = shape[0], self.n_state, self.hidden, self.dtype
-        steps = max(1, BLOCK_ELEMENTS // (n_state * batch * hidden))
-        block = torch.empty(steps * n_state, batch, hidden, dtype=dtype)
-        views = block.unbind(0)
-        size = batch * hidden * block.element_size()  # bytes per state tensor
-        hs, cs = views[::n_state], views[n_state - 1 :: n_state]
-        h_addresses = _addresses_in(block, 0, steps, n_state * size)
-        c_addresses = _addresses_in(block, (n_state - 1) * size, steps, n_state * size)
-        if form == STEP:
-            outputs, y_addresses = hs, itertools.repeat(0)
-        else:
-            width = (1, hidden) if form == TIMESTEP_SEQUENCE else (hidden,)
-            copies = torch.empty(steps, batch, *width, dtype=dtype)
-            outputs, y_addresses = copies.unbind(0), _addresses_in(copies, 0, steps, size)
-        states = [[h] for h in hs] if n_state == 1 else [[h, c] for h, c in zip(hs, cs)]
-        slots = [
-            ((output, state), state, h, c, h_address, c_address, y_address, shape, form)
-            for output, state, h, c, h_address, c_address, y_address in zip(
-                outputs, states, hs, cs, h_addresses, c_addresses, y_addresses
-            )
-        ]
+    def _pool(self, shape, form: int) -> _Pool:
+        """The blocks of outputs for inputs of ``shape`` and ``form``."""
         pools = self.pools[form]
-        if len(pools) >= MAX_POOLS:
-            pools.clear()
-        pool = pools[shape] = iter(slots)
+        pool = pools.get(shape)
+        if pool is None:
+            if len(pools) >= MAX_POOLS:
+                pools.clear()
+            pool = pools[shape] = _Pool(shape, form)
         return pool
 
+    def _next_block(self, pool: _Pool, slots):
+        """A slot of another block than ``slots``', which is used up or whose memory has moved
+        (``share_memory_`` or a storage's ``resize_`` on one of its tensors): the block before
+        it if :meth:`_Block.free`, else a new one."""
+        while True:
+            with self.lock:
+                if pool.slots is slots:  # else another thread has just renewed it
+                    spare = pool.spare
+                    if spare is None or not spare.free():
+                        spare = _Block(self, pool.shape, pool.form)
+                    pool.spare, pool.block = pool.block, spare
+                    pool.slots = iter(spare.slots)
+                slots = pool.slots
+            slot = next(slots, None)
+            if slot is not None and slot[1].data_ptr() == slot[3]:
+                return slot
 
-_EMPTY = iter(())  # the pool of a shape not seen yet
-# The last slot before any step: its state is a list no caller holds.
-_NO_SLOT = (None, [], None, None, 0, 0, 0, None, -1)
+
+# The previous step before any: its state is a list no caller holds.
+_NO_STEP = ([], None, None, None, -1)
 
 
-def _addresses_in(block, offset: int, steps: int, stride: int) -> range:
-    """The address of each of ``block``'s ``steps`` slots: ``offset`` bytes in, ``stride`` apart."""
-    start = block.data_ptr() + offset
-    return range(start, start + steps * stride, stride)
+class _Pool:
+    """The output blocks of one stepper for one shape and form of inputs: ``slots`` iterates over
+    the current block's slots; ``spare`` is the block before it, taken again when free."""
+
+    __slots__ = ("shape", "form", "slots", "block", "spare")
+
+    def __init__(self, shape, form: int) -> None:
+        self.shape, self.form = shape, form
+        self.slots, self.block, self.spare = iter(()), None, None
+
+
+class _Block:
+    """One allocation of outputs for many steps, and what :meth:`free` needs to tell that nothing
+    outside can still see it.
+
+    A slot is ``(output, h, state tensors, h address, c address, y address)``: the tensors one
+    step returns, where the kernel writes the state (``c`` right after ``h``) and the output's
+    copy (``y_address`` 0 for ``STEP``, whose output is ``h``). Each slot is handed out once per
+    use of the block: ``next`` on an iterator over them is atomic, so concurrent steps never share
+    one. A view kept alive keeps the whole block (16 KB in float32) from reuse, and ``torch.save``
+    of one writes the block.
+    """
+
+    __slots__ = ("slots", "tensors", "base", "address", "storage", "unseen")
+
+    def __init__(self, stepper: _Stepper, shape, form: int) -> None:
+        batch, n_state, hidden = shape[0], stepper.n_state, stepper.hidden
+        n_out = n_state if form == STEP else n_state + 1  # tensors per step, the copy of h last
+        steps = max(1, BLOCK_ELEMENTS // (n_out * batch * hidden))
+        # Normal tensors even under inference mode: they have the version counter free() reads.
+        with torch.inference_mode(False):
+            base = torch.empty(steps * n_out, batch, hidden, dtype=stepper.dtype)
+            tensors = list(base.unbind(0))
+            if form == TIMESTEP_SEQUENCE:
+                tensors[n_state::n_out] = [y.unsqueeze(1) for y in tensors[n_state::n_out]]
+        size = batch * hidden * base.element_size()  # bytes per tensor
+        self.slots = [
+            _slot(tensors[first : first + n_out], n_state, base.data_ptr() + first * size, size)
+            for first in range(0, len(tensors), n_out)
+        ]
+        self.tensors = tuple(tensors)
+        self.base, self.address = base, base.data_ptr()
+        self.storage = base.untyped_storage()  # torch keeps one Python object per storage
+        del tensors
+        self.unseen = self._references()  # nothing outside holds the block yet
+
+    def free(self) -> bool:
+        """Whether nothing outside this block can see its memory, so it can be written again.
+
+        The tensors it handed out are held by nobody else: no Python reference (a list, a
+        result, a NumPy array's base), no C++ one (autograd's saved tensors, DLPack: recent torch
+        counts them as Python references too, older torch only in ``_use_count``), no weak one.
+        No other tensor (a view, ``.data``, ``.numpy()``) nor a Python handle holds its storage.
+        No step is between taking a slot and reading it. And its memory is where it was, with no
+        write or metadata change through any view (they all share one version counter): else
+        the block is dropped, and a new one allocated.
+        """
+        return (
+            self._references() == self.unseen  # first: a name bound here would count
+            and max(map(_tensor_uses, self.tensors)) == 1
+            and not any(map(_weakrefs, self.tensors))
+            and not _weakrefs(self.storage)
+            and self.base._version == 0
+            and self.base.data_ptr() == self.address
+        )
+
+    def _references(self) -> tuple:
+        """Python's references to the slots, the tensors and the storage, and torch's count of
+        the storage's users (a tensor or a Python handle each)."""
+        return (
+            tuple(map(_refcount, self.slots)),
+            tuple(map(_refcount, self.tensors)),
+            _refcount(self.storage),
+            _storage_uses(self.storage._cdata),
+        )
+
+
+def _slot(tensors, n_state: int, address: int, size: int) -> tuple:
+    """The slot of one step's ``tensors`` (state, then the output's copy unless ``STEP``) at
+    ``address``, each ``size`` bytes."""
+    state, c_address = tuple(tensors[:n_state]), address + (n_state - 1) * size
+    if len(tensors) == n_state:
+        return state[0], state[0], state, address, c_address, 0
+    return tensors[n_state], state[0], state, address, c_address, address + n_state * size
 
 
 def _compiled_entry(kernel, packed, *constants):
@@ -229,14 +317,16 @@ def _compiled_entry(kernel, packed, *constants):
     return functools.partial(getattr(compiled, "entry_point", kernel), packed, *constants)
 
 
-def _untouched(slot) -> bool:
-    """The list ``slot`` returned as the new state still holds its tensors, unchanged since.
+def _untouched(state, slot) -> bool:
+    """``state``, the list the previous step returned with ``slot``'s tensors, still holds them,
+    unchanged since.
 
     A write or a metadata change through any view of the block bumps the shared version counter;
     ``.data =`` assignment does not, but moves the data, which the address check sees."""
-    _, state, h, c, h_address, c_address, _, _, _ = slot
+    _, h, tensors, h_address, c_address, _ = slot
+    c = tensors[-1]
     return (
-        len(state) == (1 if c is h else 2)
+        len(state) == len(tensors)
         and state[0] is h
         and state[-1] is c
         and h._version == 0
@@ -287,7 +377,7 @@ def _build(cell) -> _Stepper | None:
     mode = _loops.mode_of(*codes, reset_after=spec.family == "gru" and spec.reset_after)
     packed = _pack(spec, tensors, fused.NUMPY_DTYPES[dtype])
     stepper.call = _compiled_entry(_loops.KERNELS[spec.family], packed, spec.input_size, mode)
-    stepper.pools, stepper.last = ({}, {}, {}), _NO_SLOT
+    stepper.pools, stepper.last, stepper.lock = ({}, {}, {}), _NO_STEP, threading.Lock()
     return stepper
 
 

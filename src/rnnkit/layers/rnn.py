@@ -116,7 +116,9 @@ class RNN(Layer):
         result = stepping.fused_step(cell, inputs, self.states, form)
         if result is None:
             return None
-        output, self.states = result
+        # Into __dict__ directly: nn.Module.__setattr__ (which would put a list there too) costs
+        # half as much as the compiled step.
+        output, self.__dict__["states"] = result
         return [output, *self.states] if self.return_state else output
 
     def _validate_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -207,8 +209,9 @@ class RNN(Layer):
         Returns ``(output (B, O), new_state list)``. Shares the layer's weights. Under
         ``torch.no_grad()`` a built-in cell's step runs as one compiled call when the inputs and
         state are tensors of the cell's dtype and shape (the streaming case). Its outputs are then
-        views into blocks of preallocated steps: keeping one alive keeps its block (16 KB in
-        float32); ``.clone()`` an output you store for long. The compiled step reads a packed copy
+        views into blocks of preallocated steps, a block written again only once nothing outside
+        can see it: keeping one alive keeps its block (16 KB in float32) from reuse; ``.clone()``
+        an output you store for long. The compiled step reads a packed copy
         of the weights, renewed when a weight's version counter or storage changes: in-place
         updates (optimizers, ``load_state_dict``, ``set_weights``, ``p.mul_()`` under
         ``no_grad``) and ``p.data = ...`` are seen, but a write through ``p.data`` (which
