@@ -78,8 +78,9 @@ C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12 = _C
 
 @jit
 def _reduced(x):
-    """``(k, r, 2^k)`` with ``x = k ln 2 + r``, ``x`` clamped to ``±708``; and ``e^r - 1``, which
-    the series gives without cancelling near 0."""
+    """``(e^r - 1, 2^k)`` with ``x = k ln 2 + r`` (``x`` clamped to ``±708``): ``e^x`` is their
+    ``2^k (e^r - 1 + 1)``, and ``e^x - 1`` is ``2^k (e^r - 1) + (2^k - 1)``, which does not cancel
+    near 0 (the series gives ``e^r - 1`` without its constant term)."""
     v = min(max(np.float64(x), -EXP_LIMIT), EXP_LIMIT)
     k = np.floor(v * LOG2E + 0.5)
     r = v - k * LN2_HI - k * LN2_LO
