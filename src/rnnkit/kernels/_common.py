@@ -184,14 +184,21 @@ def _threadpoolctl_blas(threads: int):
 
 
 class blas_threads:  # noqa: N801  (used as a context manager, like threadpoolctl's)
-    """Run the compiled loops' GEMMs on ``threads`` BLAS threads, restoring the setting after.
+    """Run the compiled loops' GEMMs on ``threads`` BLAS threads.
 
     Each step's GEMM is small and the steps are sequential: waking a BLAS thread pool once per
     step costs more than it gains, and on a busy machine far more (18x slower measured on 2 cores),
     so small problems run on one thread (see :func:`gemm_threads`).
+
+    With OpenBLAS (scipy's, which numba's ``np.dot`` calls) the count set is left in place after
+    the block, not restored: setting it back to 2 after every call woke OpenBLAS's second thread,
+    whose spin-wait then held the other core (hyperthread) and slowed the torch ops and Python
+    that ran next, e.g. ``out.sum()`` 4 -> 200-1000 us and the whole backward 2.5x, LSTM B=8,
+    T=100, H=64 (measured). The count only changes when a call needs another one, so scipy's
+    BLAS keeps the count of rnnkit's last call; ``threadpoolctl`` sets it for other uses.
     """
 
-    __slots__ = ("threads", "previous", "fallback")
+    __slots__ = ("threads", "fallback")
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = threads
@@ -204,16 +211,13 @@ class blas_threads:  # noqa: N801  (used as a context manager, like threadpoolct
             self.fallback.__enter__()
             return self
         get, set_ = functions
-        self.previous = get()
-        if self.previous != self.threads:
+        if get() != self.threads:
             set_(self.threads)
         return self
 
     def __exit__(self, *exc):
         if self.fallback is not None:
             return self.fallback.__exit__(*exc)
-        if self.previous != self.threads:
-            _openblas_thread_functions()[1](self.previous)
         return False
 
 
