@@ -97,6 +97,21 @@ def optional_matrix(tensor, dtype) -> np.ndarray:
     return as_array(tensor)
 
 
+def gate_gradient_shapes(batch, steps, features, width, hidden, needs):
+    """For a family whose ``needs`` flag the gradients of ``(x, h0, w_ih, w_hh, b_ih, b_hh)``
+    (GRU, SimpleRNN; ``width`` = gates x ``hidden``): the shapes of the arrays of the gradients of
+    ``(x, w_ih, w_hh, b_ih, b_hh)``, empty where not needed, and the ``need`` flags (a bool array)
+    their compiled backward takes."""
+    shapes = (
+        (batch if needs[0] else 0, steps, features),
+        (width, features) if needs[2] else (0, 0),
+        (width, hidden) if needs[3] else (0, 0),
+        width if needs[4] else 0,
+        width if needs[5] else 0,
+    )
+    return shapes, np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+
+
 def transposed(array: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of ``array.T``: the per-step GEMM's right-hand side. OpenBLAS's small
     GEMMs run about 30% faster on it than on the transposed view (measured at 128x512)."""

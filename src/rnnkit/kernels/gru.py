@@ -22,7 +22,14 @@ import functools
 
 import numpy as np
 
-from rnnkit.kernels._common import Plan, arrays_of, recycled, transposed, workspace
+from rnnkit.kernels._common import (
+    Plan,
+    arrays_of,
+    gate_gradient_shapes,
+    recycled,
+    transposed,
+    workspace,
+)
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -347,14 +354,7 @@ def _backward_shape(batch, steps, features, hidden, width, needs):
     shapes of the work arrays ``d_pre``, ``d_proj``, ``d_x_t``, and the column blocks of the step
     GEMM over ``first (width, H)``."""
     three_h = 3 * hidden
-    shapes = (
-        (batch if needs[0] else 0, steps, features),
-        (three_h, features) if needs[2] else (0, 0),
-        (three_h, hidden) if needs[3] else (0, 0),
-        three_h if needs[4] else 0,
-        three_h if needs[5] else 0,
-    )
-    need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+    shapes, need = gate_gradient_shapes(batch, steps, features, three_h, hidden, needs)
     work = ((steps, batch, three_h), (steps, batch, width),
             (steps if needs[0] else 0, batch, features))
     return shapes, need, work, column_blocks(batch, width, hidden)

@@ -210,8 +210,8 @@ _EMPTY = {np.dtype(np.float32): np.empty((0, 0), np.float32),
           np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
-# The weights the kernel reads, in the order of the loops' arguments (and of their gradients).
 STATES = ("h", "c")  # the recurrent states, in the order calls give them
+# The weights the kernel reads, in the order of the loops' arguments (and of their gradients).
 FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",
           "ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias", "ln_c_weight", "ln_c_bias")
 LAYER_NORM_FIELDS = FIELDS[6:]

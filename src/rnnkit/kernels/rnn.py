@@ -16,7 +16,14 @@ import functools
 
 import numpy as np
 
-from rnnkit.kernels._common import Plan, arrays_of, recycled, transposed, workspace
+from rnnkit.kernels._common import (
+    Plan,
+    arrays_of,
+    gate_gradient_shapes,
+    recycled,
+    transposed,
+    workspace,
+)
 from rnnkit.kernels._numba import (
     TANH,
     activate,
@@ -167,14 +174,7 @@ def _backward_shape(batch, steps, features, hidden, needs):
     shapes of the work arrays ``d_pre``, ``both``, ``result``, ``d_x_t``."""
     rows = steps * batch
     both_weights = needs[2] and needs[3]  # see weight_gradients_into
-    shapes = (
-        (batch if needs[0] else 0, steps, features),
-        (hidden, features) if needs[2] else (0, 0),
-        (hidden, hidden) if needs[3] else (0, 0),
-        hidden if needs[4] else 0,
-        hidden if needs[5] else 0,
-    )
-    need = np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
+    shapes, need = gate_gradient_shapes(batch, steps, features, hidden, hidden, needs)
     work = (
         (steps, batch, hidden),
         (rows if both_weights else 0, features + hidden),
