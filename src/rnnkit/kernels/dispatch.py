@@ -21,7 +21,8 @@ def fused_runner(cell, inputs: torch.Tensor):
     """The fused kernel for ``cell`` on ``inputs``, or ``None`` when none applies.
 
     The runner has the signature ``runner(cell, inputs, state, mask, recurrent_mask,
-    zero_output_for_mask) -> (outputs (B, T, O), final_state)``; see :mod:`rnnkit.kernels.fused`.
+    zero_output_for_mask, stacked) -> (outputs (B, T, O), final_state)``; see
+    :mod:`rnnkit.kernels.fused`.
     """
     global _select
     if _select is None:
@@ -34,23 +35,25 @@ def fused_runner(cell, inputs: torch.Tensor):
 
 def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | None,
                  mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
-                 zero_output_for_mask: bool = False, backend: str = "auto"):
+                 zero_output_for_mask: bool = False, backend: str = "auto", stacked: bool = False):
     """Run ``cell`` over ``inputs (B, T, I)``; returns ``(outputs (B, T, O), final_state)``.
 
     ``state`` is a tuple of ``(B, state_size[k])`` tensors, or ``None`` for zeros (which the
     kernels then make as arrays, outside autograd). ``mask (B, T)`` is boolean, True on real steps.
     ``recurrent_mask (B, H_rec)`` is a fixed recurrent-dropout mask (already scaled by
-    ``1 / (1 - rate)``).
+    ``1 / (1 - rate)``). The final state is a tuple of ``(B, s)`` tensors, or with ``stacked``
+    of ``(1, B, s)`` (torch.nn's ``h_n`` for one layer and direction): a kernel then returns them
+    in that shape, which spares autograd a view per state.
     """
     check_backend(backend)
     if backend != "reference":
         runner = fused_runner(cell, inputs)
         if runner is not None:
-            return runner(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
+            return runner(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask, stacked)
         # An empty batch or sequence has nothing to compute: the loop returns the empty results.
         if backend == "fused" and 0 not in inputs.shape:
             raise ValueError(
                 f"backend: 'fused' has no kernel for {type(cell).__name__} on "
                 f"{inputs.device.type} with dtype {inputs.dtype}; use 'auto' or 'reference'"
             )
-    return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
+    return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask, stacked)

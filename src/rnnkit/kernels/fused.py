@@ -117,7 +117,7 @@ def select(cell, inputs: torch.Tensor):
     """The runner for ``cell`` on ``inputs (B, T, I)``, or ``None`` when no kernel applies.
 
     The runner is called as ``runner(cell, inputs, state, mask, recurrent_mask,
-    zero_output_for_mask)``.
+    zero_output_for_mask, stacked)`` (see :func:`~rnnkit.kernels.dispatch.run_sequence`).
     """
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3 or 0 in inputs.shape:
         return None
@@ -271,17 +271,20 @@ class BoundKernel:
         mask=None,
         recurrent_mask=None,
         zero_output_for_mask: bool = False,
+        stacked: bool = False,
     ):
-        """``inputs (B, T, I)`` -> ``(outputs (B, T, O), final_state)``. ``state`` may be
-        ``None`` (zeros); arguments the kernel cannot take (e.g. a state of another dtype) go to
-        the reference loop."""
+        """``inputs (B, T, I)`` -> ``(outputs (B, T, O), final_state)``, the final state's
+        tensors ``(B, s)``, or ``(1, B, s)`` if ``stacked``. ``state`` may be ``None`` (zeros);
+        arguments the kernel cannot take (e.g. a state of another dtype) go to the reference
+        loop."""
         sizes = cell.state_size
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
         if (state is not None or mask is not None or recurrent_mask is not None) and not (
             run_inputs_fit(inputs, state, sizes, mask, recurrent_mask)
         ):
-            return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask)
+            return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask,
+                                 stacked)
         plan = self.plan(inputs, mask, recurrent_mask, zero_output_for_mask)
         if state is None:
             state, state_arrays = (None,) * len(sizes), self.zero_state(inputs.shape[0], sizes)
@@ -296,28 +299,31 @@ class BoundKernel:
             positions = (*range(len(given)), *self.weight_positions)
             tracked = tuple(compress(positions, flags))
             if tracked:
-                call = FusedCall(self, plan, x, state_arrays, tracked)
+                call = FusedCall(self, plan, x, state_arrays, tracked, stacked)
                 needing = compress((*given, *self.weights), flags)
                 outputs, *finals = FusedSequence.apply(call, *needing)
                 return outputs, tuple(finals)
         with blas_threads(plan.threads):
             outputs, finals, _ = self.family.forward(plan, x, state_arrays, self.prepared)
+        if stacked:
+            finals = [final[None] for final in finals]
         return torch.from_numpy(outputs), tuple(map(torch.from_numpy, finals))
 
 
 class FusedCall:
     """What one call hands its ``FusedSequence`` besides the tracked tensors: the bound kernel,
-    plan, input and state arrays, and the positions in ``(x, *states, *tensors)`` of the tensors
-    autograd tracks."""
+    plan, input and state arrays, the positions in ``(x, *states, *tensors)`` of the tensors
+    autograd tracks, and whether the finals are ``(1, B, s)`` (``stacked``) or ``(B, s)``."""
 
-    __slots__ = ("kernel", "plan", "x", "states", "tracked")
+    __slots__ = ("kernel", "plan", "x", "states", "tracked", "stacked")
 
-    def __init__(self, kernel: BoundKernel, plan: Plan, x, states, tracked) -> None:
-        self.kernel, self.plan, self.x, self.states, self.tracked = kernel, plan, x, states, tracked
+    def __init__(self, kernel: BoundKernel, plan: Plan, x, states, tracked, stacked) -> None:
+        self.kernel, self.plan, self.x, self.states = kernel, plan, x, states
+        self.tracked, self.stacked = tracked, stacked
 
 
 class FusedSequence(torch.autograd.Function):
-    """``(call, *tracked)`` -> ``(outputs (B, T, O), *finals (B, s))``.
+    """``(call, *tracked)`` -> ``(outputs (B, T, O), *finals (B, s) or (1, B, s))``.
 
     Only the tensors that need gradients go through autograd (each one costs it time); the
     others reach the kernel as the arrays in ``call``.
@@ -334,7 +340,9 @@ class FusedSequence(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         # The arrays view the weights' memory: the version check catches in-place updates.
         ctx.save_for_backward(*kernel.weights)
-        return torch.from_numpy(outputs), *(torch.from_numpy(f) for f in finals)
+        if call.stacked:
+            finals = [final[None] for final in finals]
+        return torch.from_numpy(outputs), *map(torch.from_numpy, finals)
 
     @staticmethod
     def backward(ctx, d_outputs, *d_finals):
@@ -362,8 +370,10 @@ def _gradients(ctx, d_outputs, *d_finals):
     else:
         d_outputs = as_array(d_outputs)
     # A final state that was not used has no gradient: zeros, which the backward only reads.
+    # The others are (B, s), or (1, B, s) if stacked.
     zeros = kernel.zero_state(states[0].shape[0], [state.shape[1] for state in states])
-    d_finals = [zero if d is None else as_array(d) for d, zero in zip(d_finals, zeros)]
+    d_finals = [zero if d is None else as_array(d).reshape(zero.shape)
+                for d, zero in zip(d_finals, zeros)]
     with blas_threads(plan.threads):
         grads = kernel.family.backward(plan, ctx.saved, d_outputs, d_finals, needs)
     return (None, *[torch.from_numpy(grads[p]) if needs[p] else None for p in tracked])

@@ -17,12 +17,13 @@ def _call_cell(cell, x_t, state, recurrent_mask):
 
 def run_reference(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | None,
                   mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
-                  zero_output_for_mask: bool = False):
+                  zero_output_for_mask: bool = False, stacked: bool = False):
     """Run ``cell`` over ``inputs (B, T, I)`` from ``state``; returns ``(outputs, state)``.
 
     ``state`` ``None`` means zeros of ``cell.state_size``. Where ``mask[b, t]`` is False the state
     is carried unchanged and the output repeats the previous one (zeros before the first real
-    step), or is zero if ``zero_output_for_mask``.
+    step), or is zero if ``zero_output_for_mask``. The returned state's tensors are ``(B, s)``,
+    or ``(1, B, s)`` with ``stacked``.
     """
     if state is None:
         batch = inputs.shape[0]
@@ -42,4 +43,6 @@ def run_reference(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | 
         outputs.append(output)
         previous_output = output
         state = new_state
+    if stacked:
+        state = tuple(tensor.unsqueeze(0) for tensor in state)
     return torch.stack(outputs, dim=1), state

@@ -291,14 +291,14 @@ class RNNBase(nn.Module):
         """All layers and directions from ``states`` (each ``(L*D, B, s)``, or ``None`` for
         zeros); returns ``(outputs (B, T, D*H_out), finals (L*D, B, s))``.
 
-        A single layer and direction adds no op to the graph beyond its kernel (no ``cat``, and a
-        view rather than a ``stack`` for the finals): at small sizes each op costs as much again
-        in the backward pass.
+        A single layer and direction adds no op to the graph beyond its kernel (no ``cat`` or
+        ``stack``; the kernel returns the finals as ``(1, B, s)``): at small sizes each op costs
+        as much again in the backward pass.
         """
         if self.num_layers == 1 and not self.bidirectional:
             initial = None if states is None else tuple(state[0] for state in states)
-            outputs, final = self._run_direction(0, 0, inputs, initial, mask)
-            return outputs, tuple(state.unsqueeze(0) for state in final)
+            return run_sequence(self._bound_cell(0, 0), inputs, initial, mask=mask,
+                                zero_output_for_mask=True, backend=self.backend, stacked=True)
         finals: list[tuple[torch.Tensor, ...]] = []
         layer_input = inputs  # (B, T, I)
         for layer in range(self.num_layers):
