@@ -68,11 +68,16 @@ def timed(function) -> float:
     return CLOCK() - start
 
 
-# Calls per timed sample: a sample runs one contender this many times back to back (at least one,
-# about SAMPLE_SECONDS in all) and records the mean, so that a call of 0.2 ms is timed warm, as in
-# a training loop, rather than right after another contender has taken the caches.
-SAMPLE_SECONDS = 0.004
-MAX_CALLS = 50
+# Calls per timed sample. A contender's first call after another has run is slow: on this shared
+# machine, after the other contenders' samples (or even a 3 ms pure-Python spin) the next call took
+# 130-370 us longer than a warm one, for rnnkit, torch.nn and rnnkit's bare arrays alike (RNN,
+# B=1, T=10, H=32; the following calls recover over several more). That cost is about the same
+# for every contender, so a sample of one fast call would carry it whole where a slow contender's
+# sample carries it over many milliseconds. Each sample therefore runs its contender back to back
+# for about the same time as every other's: SAMPLE_SECONDS, or the slowest contender's single
+# call if longer, and records the mean per call, so that each is timed warm, as in a training loop.
+SAMPLE_SECONDS = 0.02
+MAX_CALLS = 2000
 
 
 def timed_both(contender, calls: int = 1) -> tuple[float, float]:
@@ -87,11 +92,13 @@ def timed_both(contender, calls: int = 1) -> tuple[float, float]:
 def interleaved(contenders, reps: int, budget: float) -> dict[str, list[tuple]]:
     """``(clock, wall)`` seconds per call of each contender: ``reps`` rounds (fewer past
     ``budget`` seconds, at least 3), each taking one sample of every contender, in a rotating
-    order. A sample is the mean of a few calls in a row (see :data:`SAMPLE_SECONDS`)."""
+    order. A sample is the mean of the calls in a row that fill about the same time for every
+    contender (see :data:`SAMPLE_SECONDS`)."""
     for contender in contenders:  # warm-up: compilation, caches, allocator
         contender.run()
     first = {c.name: timed_both(c) for c in contenders}
-    calls = {name: max(1, min(MAX_CALLS, int(SAMPLE_SECONDS / max(wall, 1e-9))))
+    span = max(SAMPLE_SECONDS, *(wall for _, wall in first.values()))
+    calls = {name: max(1, min(MAX_CALLS, round(span / max(wall, 1e-9))))
              for name, (_, wall) in first.items()}
     per_round = sum(wall * calls[name] for name, (_, wall) in first.items())
     rounds = max(3, min(reps, int(budget / max(per_round, 1e-9))))

@@ -2,9 +2,10 @@
 
 Contenders per family: rnnkit's ``layer.step(x, state)`` (the single-step kernel), a stateful
 rnnkit layer called on one timestep ``(1, 1, I)``, torch.nn's cell (``nn.LSTMCell`` etc.) and
-rnnkit's reference cell (a few torch ops). Time per step is the median over many short batches of
-steps, interleaved across contenders, in CPU time of the calling thread (so time other processes
-hold the core is left out).
+rnnkit's reference cell (a few torch ops). Time per step is the median over many samples, each a
+run of batches of steps that fills about the same time for every contender, interleaved across
+contenders, in CPU time of the calling thread (so time other processes hold the core is left
+out).
 """
 
 from __future__ import annotations
@@ -79,16 +80,35 @@ def run(quick: bool = False, families=("lstm", "gru", "rnn")) -> list[dict]:
     with torch.no_grad():
         for family in families:
             runs = _contenders(family)
-            for function in runs.values():
-                function()
+            repeats = _repeats(runs)
             samples = {name: [] for name in runs}
             for _ in range(batches):
                 for name, function in runs.items():
                     start = time.thread_time()
-                    function()
-                    samples[name].append((time.thread_time() - start) / STEPS)
+                    for _ in range(repeats[name]):
+                        function()
+                    samples[name].append((time.thread_time() - start) / (STEPS * repeats[name]))
             for name, values in samples.items():
                 rows.append({"family": family, "contender": name,
                              "us": 1e6 * statistics.median(values),
                              "us_p10": 1e6 * sorted(values)[len(values) // 10]})
     return rows
+
+
+# Seconds per sample, for every contender alike (as in bench/run.py, which explains why): the
+# first steps after another contender has run are slow, and a sample of one batch of 64 fast
+# steps would carry that whole where a slow contender's spreads it over a longer time.
+SAMPLE_SECONDS = 0.02
+
+
+def _repeats(runs: dict) -> dict:
+    """Batches of STEPS steps per sample for each contender: as many as fill about the same
+    time, ``SAMPLE_SECONDS`` or the slowest contender's single batch if longer."""
+    walls = {}
+    for name, function in runs.items():
+        function()  # warm up: compile or load, first blocks
+        start = time.perf_counter()
+        function()
+        walls[name] = time.perf_counter() - start
+    span = max(SAMPLE_SECONDS, *walls.values())
+    return {name: max(1, round(span / max(wall, 1e-9))) for name, wall in walls.items()}
