@@ -92,6 +92,35 @@ def test_reassigned_transposed_view_is_read_with_its_strides():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_in_place_update_keeps_the_kernel_of_contiguous_weights(family):
+    # Its arrays view the weights' memory: an optimizer step needs no new kernel.
+    ours, theirs = make_pair(family)
+    inputs = inputs_for()
+    assert_outputs_equal(ours, theirs, inputs)
+    kernel = kernel_of(ours)
+    with torch.no_grad():
+        for module in (ours, theirs):
+            module.weight_ih_l0.mul_(0.5)
+    assert_outputs_equal(ours, theirs, inputs)
+    assert kernel_of(ours) is kernel
+
+
+def test_in_place_update_of_a_copied_weight_reaches_the_next_call():
+    # A transposed weight reaches the kernel as a copy, which an in-place update must renew.
+    ours, theirs = make_pair("rnn")
+    inputs = inputs_for()
+    for module in (ours, theirs):
+        module.weight_hh_l0.data = module.weight_hh_l0.data.t()
+    assert_outputs_equal(ours, theirs, inputs)
+    kernel = kernel_of(ours)
+    with torch.no_grad():
+        for module in (ours, theirs):
+            module.weight_hh_l0.mul_(-2.0)
+    assert_outputs_equal(ours, theirs, inputs)
+    assert kernel_of(ours) is not kernel
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_parameter_replacement_reaches_the_next_call(family):
     ours, theirs = make_pair(family)
     inputs = inputs_for()

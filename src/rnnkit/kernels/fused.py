@@ -232,12 +232,23 @@ class BoundKernel:
             first + k for k, tensor in enumerate(tensors) if tensor is not None
         )
         self.prepared = family.prepare(spec, tensors, dtype)
+        # The arrays are views of the tensors' memory when every tensor is contiguous (else some
+        # are copies): an in-place update then reaches them without a new kernel.
+        self.views = all(t.is_contiguous() for t in self.weights)
+        self.addresses = tuple(map(_data_ptr, self.weights))
         self.plans: dict[tuple, Plan] = {}
         self.zeros: dict[int, list[np.ndarray]] = {}
 
     def refreshed(self) -> BoundKernel:
-        """The same kernel with its arrays taken again from the tensors' current values."""
-        return BoundKernel(self.family, self.spec, self.codes, self.tensors, self.dtype)
+        """This kernel for the tensors' current values: itself when its arrays view the tensors'
+        memory where it still is (an in-place update, such as an optimizer step, changed only
+        their values), else a kernel whose arrays are taken again. Plans and zeros carry over:
+        they depend on the spec and shapes alone."""
+        if self.views and tuple(map(_data_ptr, self.weights)) == self.addresses:
+            return self
+        kernel = BoundKernel(self.family, self.spec, self.codes, self.tensors, self.dtype)
+        kernel.plans, kernel.zeros = self.plans, self.zeros
+        return kernel
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
         """The call's :class:`Plan`; without masks it depends on the shapes alone and is kept."""
