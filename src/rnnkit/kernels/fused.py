@@ -288,93 +288,58 @@ class BoundKernel:
         tensors ``(B, s)``, or ``(1, B, s)`` if ``stacked``. ``state`` may be ``None`` (zeros);
         arguments the kernel cannot take (e.g. a state of another dtype) go to the reference
         loop."""
-        call = self.call_of(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask,
-                            stacked)
-        if call is None:
-            return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask,
-                                 stacked)
-        if call.tracked:
-            outputs, *finals = FusedSequence.apply(call, *call.needing)
-            return outputs, tuple(finals)
-        outputs, finals, _ = forward_call(call)
-        return outputs, tuple(finals)
-
-    def call_of(self, cell, inputs, state, mask, recurrent_mask, zero_output: bool,
-                stacked: bool) -> FusedCall | None:
-        """The :class:`FusedCall` of :meth:`run`'s arguments, or ``None`` when the kernel cannot
-        take them (the reference loop then runs the call)."""
         sizes = cell.state_size
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
         if (state is not None or mask is not None or recurrent_mask is not None) and not (
             run_inputs_fit(inputs, state, sizes, mask, recurrent_mask)
         ):
-            return None
-        plan = self.plan(inputs, mask, recurrent_mask, zero_output)
+            return run_reference(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask,
+                                 stacked)
+        plan = self.plan(inputs, mask, recurrent_mask, zero_output_for_mask)
         if state is None:
             state, state_arrays = (None,) * len(sizes), self.zero_state(inputs.shape[0], sizes)
         else:
             state_arrays = [as_array(s) for s in state]
-        x = as_array(inputs)
-        tracked, needing = (), ()
+        call = FusedCall(self, plan, as_array(inputs), state_arrays, (), stacked)
         if torch.is_grad_enabled():
             # The tensors that need gradients, and their positions in (inputs, *state, *tensors).
             given = (inputs, *state)
             flags = [t is not None and t.requires_grad for t in given]
             flags += map(_REQUIRES_GRAD, self.weights)
             positions = (*range(len(given)), *self.weight_positions)
-            tracked = tuple(compress(positions, flags))
-            if tracked:
-                needing = tuple(compress((*given, *self.weights), flags))
-        return FusedCall(self, plan, x, state_arrays, tracked, needing, stacked)
+            call.tracked = tuple(compress(positions, flags))
+            if call.tracked:
+                needing = compress((*given, *self.weights), flags)
+                outputs, *finals = FusedSequence.apply(call, *needing)
+                return outputs, tuple(finals)
+        outputs, finals, _ = forward_call(call)
+        return outputs, tuple(finals)
 
 
 class FusedCall:
     """One call of a bound kernel: the kernel, plan, input and state arrays, the positions in
-    ``(x, *states, *tensors)`` of the tensors autograd tracks and those tensors (``needing``;
-    both empty when it tracks none), and whether the finals are ``(1, B, s)`` (``stacked``) or
-    ``(B, s)``. A ``FusedSequence`` takes it besides the tracked tensors."""
+    ``(x, *states, *tensors)`` of the tensors autograd tracks (empty when it tracks none), and
+    whether the finals are ``(1, B, s)`` (``stacked``) or ``(B, s)``. A ``FusedSequence`` takes
+    it besides the tracked tensors."""
 
-    __slots__ = ("kernel", "plan", "x", "states", "tracked", "needing", "stacked")
+    __slots__ = ("kernel", "plan", "x", "states", "tracked", "stacked")
 
-    def __init__(self, kernel: BoundKernel, plan: Plan, x, states, tracked, needing,
-                 stacked) -> None:
+    def __init__(self, kernel: BoundKernel, plan: Plan, x, states, tracked, stacked) -> None:
         self.kernel, self.plan, self.x, self.states = kernel, plan, x, states
-        self.tracked, self.needing, self.stacked = tracked, needing, stacked
+        self.tracked, self.stacked = tracked, stacked
 
 
 def forward_call(call: FusedCall) -> tuple:
-    """``(outputs, finals, saved)`` of ``call``'s compiled forward: the outputs and finals as
-    tensors viewing the kernel's arrays, ``saved`` what its backward needs."""
+    """``(outputs, finals, saved)`` of ``call``'s compiled forward, with or without autograd:
+    the outputs and finals as tensors viewing the kernel's arrays, ``saved`` what its backward
+    needs."""
     kernel, plan = call.kernel, call.plan
     with blas_threads(plan.threads):
         outputs, finals, saved = kernel.family.forward(plan, call.x, call.states, kernel.prepared)
     if call.stacked:
         finals = [final[None] for final in finals]
     return torch.from_numpy(outputs), list(map(torch.from_numpy, finals)), saved
-
-
-def call_gradients(call: FusedCall, saved, needs_input_grad, d_outputs, d_finals) -> list:
-    """The gradients of ``call``'s tracked tensors (``None`` where ``needs_input_grad``, one flag
-    per tracked tensor, is False), from the gradients of its outputs and finals (``None`` for
-    one that was not used)."""
-    kernel, plan, tracked, states = call.kernel, call.plan, call.tracked, call.states
-    needs = [False] * (1 + len(states) + len(kernel.tensors))
-    for position, need in zip(tracked, needs_input_grad):
-        needs[position] = need
-    if d_outputs is None:
-        batch, steps = call.x.shape[:2]
-        d_outputs = np.zeros((batch, steps, states[0].shape[1]), call.x.dtype)
-    else:
-        d_outputs = as_array(d_outputs)
-    # A final state that was not used has no gradient: zeros, which the backward only reads.
-    # The others are (B, s), or (1, B, s) if stacked.
-    zeros = kernel.zero_state(states[0].shape[0], [state.shape[1] for state in states])
-    d_finals = [zero if d is None else as_array(d).reshape(zero.shape)
-                for d, zero in zip(d_finals, zeros)]
-    with blas_threads(plan.threads):
-        grads = kernel.family.backward(plan, saved, d_outputs, d_finals, needs)
-    return [torch.from_numpy(grads[p]) if needs[p] else None for p in tracked]
 
 
 class FusedSequence(torch.autograd.Function):
@@ -407,9 +372,25 @@ def _gradients(ctx, d_outputs, *d_finals):
     The kernels' backward is not itself differentiable; :func:`_gradients_once` wraps this for a
     backward that builds a graph.
     """
+    call = ctx.call
     ctx.saved_tensors  # noqa: B018  (raises if a weight changed in place since the forward)
-    grads = call_gradients(ctx.call, ctx.saved, ctx.needs_input_grad[1:], d_outputs, d_finals)
-    return (None, *grads)
+    kernel, plan, tracked, states = call.kernel, call.plan, call.tracked, call.states
+    needs = [False] * (1 + len(states) + len(kernel.tensors))
+    for position, need in zip(tracked, ctx.needs_input_grad[1:]):
+        needs[position] = need
+    if d_outputs is None:
+        batch, steps = call.x.shape[:2]
+        d_outputs = np.zeros((batch, steps, states[0].shape[1]), call.x.dtype)
+    else:
+        d_outputs = as_array(d_outputs)
+    # A final state that was not used has no gradient: zeros, which the backward only reads.
+    # The others are (B, s), or (1, B, s) if stacked.
+    zeros = kernel.zero_state(states[0].shape[0], [state.shape[1] for state in states])
+    d_finals = [zero if d is None else as_array(d).reshape(zero.shape)
+                for d, zero in zip(d_finals, zeros)]
+    with blas_threads(plan.threads):
+        grads = kernel.family.backward(plan, ctx.saved, d_outputs, d_finals, needs)
+    return (None, *[torch.from_numpy(grads[p]) if needs[p] else None for p in tracked])
 
 
 _gradients_once = once_differentiable(_gradients)
