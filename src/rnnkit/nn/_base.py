@@ -297,8 +297,7 @@ class RNNBase(nn.Module):
         """
         if self.num_layers == 1 and not self.bidirectional:
             initial = None if states is None else tuple(state[0] for state in states)
-            return run_sequence(self._bound_cell(0, 0), inputs, initial, mask=mask,
-                                zero_output_for_mask=True, backend=self.backend, stacked=True)
+            return self._run_direction(0, 0, inputs, initial, mask, stacked=True)
         finals: list[tuple[torch.Tensor, ...]] = []
         layer_input = inputs  # (B, T, I)
         for layer in range(self.num_layers):
@@ -325,6 +324,7 @@ class RNNBase(nn.Module):
         inputs: torch.Tensor,
         state: tuple[torch.Tensor, ...] | None,
         mask: torch.Tensor | None,
+        stacked: bool = False,
     ):
         # The reverse pass flips the time axis and the mask together: a right-padded sequence
         # becomes left-padded, and masked steps hold the initial state, so each sequence is read
@@ -340,6 +340,7 @@ class RNNBase(nn.Module):
             mask=mask,
             zero_output_for_mask=True,
             backend=self.backend,
+            stacked=stacked,
         )
         return (output.flip(1) if reverse else output), final
 
