@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import CELL_CLASSES
 from rnnkit.cells.base import GATES, WEIGHT_NAMES, BoundCell, BuiltinCell, CellWeights
-from rnnkit.kernels import gru, lstm, rnn
+from rnnkit.kernels import _entries, gru, lstm, native, rnn
 from rnnkit.kernels._common import (
     NUMPY_DTYPES,
     Plan,
@@ -122,11 +122,29 @@ def select(cell, inputs: torch.Tensor):
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3 or 0 in inputs.shape:
         return None
     if type(cell) is BoundCell:
-        return _cached_kernel(cell, inputs)
-    if _keeps_its_definition(cell):
-        return _cached_layer_kernel(cell, inputs)
-    kernel = _bind_kernel(cell, inputs)
+        kernel = _cached_kernel(cell, inputs)
+    elif _keeps_its_definition(cell):
+        kernel = _cached_layer_kernel(cell, inputs)
+    else:
+        kernel = _bind_kernel(cell, inputs)
     return None if kernel is None else kernel.run
+
+
+def native_call(cell: BoundCell, inputs: torch.Tensor):
+    """``(outputs (B, T, O), *finals (1, B, s))`` of ``cell``'s plain call on ``inputs (B, T, I)``
+    from zero states, through the native call (:mod:`rnnkit.kernels.native`); ``None`` when it
+    does not apply (no build, another dtype or device, non-contiguous weights, a size or option it
+    does not cover), and the caller runs :func:`~rnnkit.kernels.dispatch.run_sequence`.
+    """
+    if inputs.dim() != 3 or 0 in inputs.shape:
+        return None
+    kernel = _cached_kernel(cell, inputs)
+    if kernel is None or not kernel.views:
+        return None
+    recipe = kernel.native(inputs.shape[0], inputs.shape[1])
+    if recipe is None:
+        return None
+    return native.extension().run(recipe, [inputs, *kernel.weights])
 
 
 def _keeps_its_definition(cell) -> bool:
@@ -147,7 +165,7 @@ _LAYER_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _cached_layer_kernel(cell: BuiltinCell, inputs: torch.Tensor):
-    """:func:`select` for a Keras-face cell: like :func:`_cached_kernel`, through a
+    """The kernel of a Keras-face cell: like :func:`_cached_kernel`, through a
     :class:`BoundCell` of the cell's spec and parameters kept while neither changes (a changed
     option, a reassigned parameter or a rebuild makes a new one)."""
     if not cell.built:
@@ -191,8 +209,9 @@ _stride, _data_ptr = torch.Tensor.stride, torch.Tensor.data_ptr
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
-def _cached_kernel(cell: BoundCell, inputs: torch.Tensor):
-    """:func:`select` for a :class:`BoundCell`, through its ``kernel_cache``.
+def _cached_kernel(cell: BoundCell, inputs: torch.Tensor) -> BoundKernel | None:
+    """The kernel of a :class:`BoundCell` for ``inputs``, or ``None``, through its
+    ``kernel_cache``.
 
     The decision depends on the inputs' dtype, device and width and on each tensor's dtype,
     device and shape; the arrays also on its strides, storage and version. Keeping the arrays
@@ -211,7 +230,7 @@ def _cached_kernel(cell: BoundCell, inputs: torch.Tensor):
     else:
         kernel = _bind_kernel(cell, inputs)
         cell.kernel_cache = (layout, contents, kernel)
-    return None if kernel is None else kernel.run
+    return kernel
 
 
 # Plans kept per bound kernel, one per (batch, steps, zero_output, threads) seen lately.
@@ -238,6 +257,7 @@ class BoundKernel:
         self.addresses = tuple(map(_data_ptr, self.weights))
         self.plans: dict[tuple, Plan] = {}
         self.zeros: dict[int, list[np.ndarray]] = {}
+        self.recipes: dict[tuple, object] = {}
 
     def refreshed(self) -> BoundKernel:
         """This kernel for the tensors' current values: itself when its arrays view the tensors'
@@ -247,8 +267,21 @@ class BoundKernel:
         if self.views and tuple(map(_data_ptr, self.weights)) == self.addresses:
             return self
         kernel = BoundKernel(self.family, self.spec, self.codes, self.tensors, self.dtype)
-        kernel.plans, kernel.zeros = self.plans, self.zeros
+        kernel.plans, kernel.zeros, kernel.recipes = self.plans, self.zeros, self.recipes
         return kernel
+
+    def native(self, batch: int, steps: int):
+        """The native recipe of a plain call at these sizes (kept), or ``None`` (see
+        :func:`rnnkit.kernels._entries.recipe`)."""
+        key = (batch, steps, torch.get_num_threads())
+        try:
+            return self.recipes[key]
+        except KeyError:
+            pass
+        if len(self.recipes) >= MAX_PLANS:
+            self.recipes.clear()
+        made = self.recipes[key] = _entries.recipe(self, batch, steps)
+        return made
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
         """The call's :class:`Plan`; without masks it depends on the shapes alone and is kept."""

@@ -25,7 +25,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit._checks import lengths_to_mask
 from rnnkit.cells.base import GATES, BoundCell, BuiltinCell, CellSpec, CellWeights
-from rnnkit.kernels import run_sequence
+from rnnkit.kernels import native, run_sequence
+from rnnkit.kernels.fused import native_call
 from rnnkit.nn import _packing, _validation
 
 
@@ -227,10 +228,35 @@ class RNNBase(nn.Module):
         ``lengths (B,)`` is an rnnkit extension for right-padded batched input: each sequence stops
         at its length, ``h_n`` is taken at its last real step and padded outputs are zero.
         """
+        if hx is None and lengths is None and self._native_applies:
+            result = self._native_forward(input)
+            if result is not None:
+                return result
         batch = self._prepare_input(input, lengths)
         states = self._prepare_state(hx, batch)
         outputs, finals = self._run_layers(batch.inputs, states, batch.mask)
         return self._format_output(outputs, finals, batch)
+
+    @property
+    def _native_applies(self) -> bool:
+        """Whether the native call may run this module (one layer and direction, fused
+        backend, the extension loaded); each call still checks its input and weights."""
+        return (self.num_layers == 1 and not self.bidirectional and self.backend != "reference"
+                and native.available())
+
+    def _native_forward(self, input):
+        """The forward through :func:`rnnkit.kernels.fused.native_call`, or ``None`` when it does
+        not apply (the general path then runs, and raises any error)."""
+        if type(input) is not torch.Tensor or input.dim() != 3:
+            return None
+        inputs = input if self.batch_first else input.transpose(0, 1)
+        result = native_call(self._bound_cell(0, 0), inputs)
+        if result is None:
+            return None
+        outputs, *finals = result
+        if not self.batch_first:
+            outputs = outputs.transpose(0, 1)
+        return outputs, self._pack_state(finals)
 
     def _prepare_input(self, input, lengths) -> _Batch:
         if isinstance(input, PackedSequence):

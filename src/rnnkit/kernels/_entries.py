@@ -1,0 +1,472 @@
+"""The native call's compiled entry points and the recipes that feed them (see
+:mod:`rnnkit.kernels.native`).
+
+Each family has a forward and a backward entry: compiled functions of one ``int64`` block (see
+:class:`~rnnkit.kernels.native.Arguments`) that view its arrays and call the family's loops, as
+the array-level ``forward``/``backward`` of the family module do from Python; and a recipe
+builder that lays out the blocks in the same order. An entry and its builder must agree
+argument by argument, so they sit side by side here. Each is wrapped as a numba ``cfunc`` per
+dtype on first use (compiled once, then loaded from numba's cache).
+
+A recipe covers the plain call: no initial state (zeros), mask or recurrent dropout, and for the
+LSTM no projection.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import carray, cfunc, types
+
+from rnnkit.cells.base import GATES
+from rnnkit.kernels import lstm as lstm_arrays
+from rnnkit.kernels import native
+from rnnkit.kernels._common import NUMPY_DTYPES, gemm_threads
+from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
+from rnnkit.kernels._numba import jit
+from rnnkit.kernels._rows import column_blocks
+from rnnkit.kernels._step_loops import _pointer
+from rnnkit.kernels.gru import gru_backward, gru_forward
+from rnnkit.kernels.native import GRADIENT, GRADIENT_COPY, INPUT, SAVED, Arguments
+from rnnkit.kernels.rnn import rnn_backward, rnn_forward
+
+BOOL = np.empty(0, np.bool_)
+F32 = np.empty(0, np.float32)
+F64 = np.empty(0, np.float64)
+I64 = np.empty(0, np.int64)
+
+
+# -- reading a block -------------------------------------------------------------------------
+@jit
+def scalar(a, k):
+    """The ``k``-th scalar."""
+    return a[1 + k]
+
+
+@jit
+def _at(a, k):
+    """Where the ``k``-th array's four numbers start."""
+    return 1 + a[0] + 4 * k
+
+
+@jit
+def array1(a, k, like):
+    """The ``k``-th array as 1-D, of ``like``'s dtype."""
+    i = _at(a, k)
+    return carray(_pointer(a[i]), (a[i + 1],), like.dtype)
+
+
+@jit
+def array2(a, k, like):
+    i = _at(a, k)
+    return carray(_pointer(a[i]), (a[i + 1], a[i + 2]), like.dtype)
+
+
+@jit
+def array3(a, k, like):
+    i = _at(a, k)
+    return carray(_pointer(a[i]), (a[i + 1], a[i + 2], a[i + 3]), like.dtype)
+
+
+@jit
+def split_columns(matrix, blocks):
+    """:func:`rnnkit.kernels._rows.split_columns`, compiled."""
+    depth, width = matrix.shape
+    if blocks == 1:
+        return np.empty((0, depth, width), matrix.dtype)
+    part = width // blocks
+    out = np.empty((blocks, depth, part), matrix.dtype)
+    for k in range(blocks):
+        out[k] = matrix[:, k * part : (k + 1) * part]
+    return out
+
+
+# -- SimpleRNN -------------------------------------------------------------------------------
+@jit
+def rnn_forward_entry(a, like):
+    """Scalars ``zero_output, act``; arrays ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent,
+    outputs, h_final, x_t, new, h_all, h_rec_all`` (see :func:`rnn_recipe`)."""
+    w_hh = array2(a, 3, like)
+    rnn_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T,
+                np.ascontiguousarray(w_hh.T), array1(a, 4, like), array1(a, 5, like),
+                array2(a, 6, BOOL), array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1),
+                array3(a, 8, like), array2(a, 9, like), array3(a, 10, like), array3(a, 11, like),
+                array3(a, 12, like), array3(a, 13, like))
+
+
+@jit
+def rnn_backward_entry(a, like):
+    """Scalars ``zero_output, act``; arrays ``d_outputs, d_h, x_t, new, h_all, h_rec_all, w_ih,
+    w_hh, keep, recurrent, need, d_pre, both, result, d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih,
+    d_b_hh``."""
+    rnn_backward(array3(a, 0, like), array2(a, 1, like), array3(a, 2, like), array3(a, 3, like),
+                 array3(a, 4, like), array3(a, 5, like), array2(a, 6, like), array2(a, 7, like),
+                 array2(a, 8, BOOL), array2(a, 9, like), scalar(a, 0) != 0, scalar(a, 1),
+                 array1(a, 10, BOOL), array3(a, 11, like), array2(a, 12, like),
+                 array2(a, 13, like), array3(a, 14, like), array3(a, 15, like),
+                 array2(a, 16, like), array2(a, 17, like), array1(a, 18, like),
+                 array1(a, 19, like))
+
+
+def _weights(arguments: Arguments, kernel, shapes, skip=()) -> None:
+    """The kernel's weights in order: per call from the inputs (``x`` is input 0, the present
+    weights follow), or an empty constant where absent (biases, options that are off). The
+    weights at the ``skip`` positions are left out."""
+    position = 1
+    for index, (tensor, shape) in enumerate(zip(kernel.tensors, shapes)):
+        if index not in skip:
+            if tensor is None:
+                arguments.constant(np.empty((0,) * len(shape), NUMPY_DTYPES[kernel.dtype]))
+            else:
+                arguments.tensor(INPUT, position, shape)
+        position += tensor is not None
+
+
+def rnn_recipe(kernel, batch: int, steps: int):
+    w_ih, w_hh, b_ih, b_hh = kernel.tensors
+    hidden, features = w_ih.shape
+    dtype = NUMPY_DTYPES[kernel.dtype]
+    act = kernel.codes[0]
+    keep = np.ones((batch, steps), np.bool_)
+    no_mask = np.empty((0, 0), dtype)
+    weight_shapes = ((hidden, features), (hidden, hidden), (hidden,), (hidden,))
+
+    forward = Arguments([0, act])
+    forward.tensor(INPUT, 0, (batch, steps, features))
+    forward.constant(np.zeros((batch, hidden), dtype))
+    _weights(forward, kernel, weight_shapes)
+    forward.constant(keep)
+    forward.constant(no_mask)
+    outputs = forward.allocate((batch, steps, hidden))
+    h_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    saved_shapes = ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
+                    (0, batch, hidden))
+    saved = [forward.allocate(shape) for shape in saved_shapes]
+
+    backwards = []
+    for with_x in (False, True):
+        backward = Arguments([0, act])
+        backward.tensor(GRADIENT, 0, (batch, steps, hidden))
+        backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
+        for index, shape in enumerate(saved_shapes):
+            backward.tensor(SAVED, index, shape)
+        backward.tensor(INPUT, 1, weight_shapes[0])
+        backward.tensor(INPUT, 2, weight_shapes[1])
+        backward.constant(keep)
+        backward.constant(no_mask)
+        has_bias = b_ih is not None
+        backward.constant(np.array([with_x, True, True, has_bias, has_bias]))
+        rows = batch * steps
+        backward.allocate((steps, batch, hidden))  # d_pre
+        backward.allocate((rows, features + hidden))  # both
+        backward.allocate((hidden, features + hidden))  # result
+        backward.allocate((steps if with_x else 0, batch, features))  # d_x_t
+        backward.allocate((batch if with_x else 0, steps, features))  # d_x: allocation 4
+        for shape in weight_shapes[:2]:
+            backward.allocate(shape)
+        for shape in weight_shapes[2:]:
+            backward.allocate(shape if has_bias else (0,))
+        backwards.append(backward)
+    gradients = [(4, 0), (5, 0), (6, 0)] + ([(7, 0), (8, 0)] if b_ih is not None else [])
+    return forward, backwards, (outputs, h_final), saved, gradients
+
+
+# -- GRU ----------------------------------------------------------------------------------------
+@jit
+def _gru_blocks(w_hh, reset_after):
+    """``(first, n_block)`` as :func:`rnnkit.kernels.gru._recurrent_blocks` gives them."""
+    if reset_after:
+        return w_hh, np.empty((0, 0), w_hh.dtype)
+    hidden = w_hh.shape[1]
+    return w_hh[: 2 * hidden], w_hh[2 * hidden :]
+
+
+@jit
+def gru_forward_entry(a, like):
+    """Scalars ``zero_output, act, rec_act, reset_after, blocks``; arrays ``x, h0, w_ih, w_hh,
+    b_ih, b_hh, keep, recurrent, outputs, h_final, x_t, gates, aux, h_all, h_rec_all``."""
+    first, n_block = _gru_blocks(array2(a, 3, like), scalar(a, 3) != 0)
+    first_t = np.ascontiguousarray(first.T)
+    gru_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T, first_t,
+                split_columns(first_t, scalar(a, 4)), np.ascontiguousarray(n_block.T),
+                array1(a, 4, like), array1(a, 5, like), scalar(a, 3) != 0, array2(a, 6, BOOL),
+                array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2),
+                array3(a, 8, like), array2(a, 9, like), array3(a, 10, like), array3(a, 11, like),
+                array3(a, 12, like), array3(a, 13, like), array3(a, 14, like))
+
+
+@jit
+def gru_backward_entry(a, like):
+    """Scalars ``zero_output, act, rec_act, reset_after, blocks``; arrays ``d_outputs, d_h, x_t,
+    gates, aux, h_all, h_rec_all, w_ih, w_hh, keep, recurrent, need, d_pre, d_proj, d_x_t, d_x,
+    d_w_ih, d_w_hh, d_b_ih, d_b_hh``."""
+    reset_after = scalar(a, 3) != 0
+    first, n_block = _gru_blocks(array2(a, 8, like), reset_after)
+    gru_backward(array3(a, 0, like), array2(a, 1, like), array3(a, 2, like), array3(a, 3, like),
+                 array3(a, 4, like), array3(a, 5, like), array3(a, 6, like), array2(a, 7, like),
+                 first, split_columns(first, scalar(a, 4)), n_block, reset_after,
+                 array2(a, 9, BOOL), array2(a, 10, like), scalar(a, 0) != 0, scalar(a, 1),
+                 scalar(a, 2), array1(a, 11, BOOL), array3(a, 12, like), array3(a, 13, like),
+                 array3(a, 14, like), array3(a, 15, like), array2(a, 16, like),
+                 array2(a, 17, like), array1(a, 18, like), array1(a, 19, like))
+
+
+def gru_recipe(kernel, batch: int, steps: int):
+    w_ih, w_hh, b_ih, b_hh = kernel.tensors
+    three_h, features = w_ih.shape
+    hidden = three_h // 3
+    reset_after = bool(kernel.spec.reset_after)
+    width = three_h if reset_after else 2 * hidden  # the rows of the first step GEMM's matrix
+    dtype = NUMPY_DTYPES[kernel.dtype]
+    act, rec_act = kernel.codes
+    keep = np.ones((batch, steps), np.bool_)
+    no_mask = np.empty((0, 0), dtype)
+    weight_shapes = ((three_h, features), (three_h, hidden), (three_h,), (three_h,))
+
+    scalars = [0, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
+    forward = Arguments(scalars)
+    forward.tensor(INPUT, 0, (batch, steps, features))
+    forward.constant(np.zeros((batch, hidden), dtype))
+    _weights(forward, kernel, weight_shapes)
+    forward.constant(keep)
+    forward.constant(no_mask)
+    outputs = forward.allocate((batch, steps, hidden))
+    h_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    saved_shapes = ((steps, batch, features), (steps, batch, three_h), (steps, batch, hidden),
+                    (steps + 1, batch, hidden), (0, batch, hidden))
+    saved = [forward.allocate(shape) for shape in saved_shapes]
+
+    has_bias = b_ih is not None
+    scalars[4] = column_blocks(batch, width, hidden)
+    backwards = []
+    for with_x in (False, True):
+        backward = Arguments(scalars)
+        backward.tensor(GRADIENT, 0, (batch, steps, hidden))
+        backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
+        for index, shape in enumerate(saved_shapes):
+            backward.tensor(SAVED, index, shape)
+        backward.tensor(INPUT, 1, weight_shapes[0])
+        backward.tensor(INPUT, 2, weight_shapes[1])
+        backward.constant(keep)
+        backward.constant(no_mask)
+        backward.constant(np.array([with_x, True, True, has_bias, has_bias]))
+        backward.allocate((steps, batch, three_h))  # d_pre
+        backward.allocate((steps, batch, width))  # d_proj
+        backward.allocate((steps if with_x else 0, batch, features))  # d_x_t
+        backward.allocate((batch if with_x else 0, steps, features))  # d_x: allocation 3
+        for shape in weight_shapes[:2]:
+            backward.allocate(shape)
+        for shape in weight_shapes[2:]:
+            backward.allocate(shape if has_bias else (0,))
+        backwards.append(backward)
+    gradients = [(3, 0), (4, 0), (5, 0)] + ([(6, 0), (7, 0)] if has_bias else [])
+    return forward, backwards, (outputs, h_final), saved, gradients
+
+
+# -- LSTM (plain, peephole, layer norm; no projection) --------------------------------------
+@jit
+def lstm_forward_entry(a, like):
+    """Scalars ``zero_output, act, rec_act, batch_minor, blocks, transpose``; arrays ``x, h0,
+    c0, w_ih, w_hh, b_ih, b_hh, peephole, ln (six), eps, keep, recurrent, outputs, h_final,
+    c_final, saved, layout``."""
+    w_hh = array2(a, 4, like)
+    if scalar(a, 5) != 0:
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+    else:
+        w_hh_t = np.empty((0, 0), like.dtype)
+    lstm_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like),
+                 array2(a, 3, like).T, w_hh, w_hh_t, split_columns(w_hh_t, scalar(a, 4)),
+                 array1(a, 5, like), array1(a, 6, like), np.empty((0, 0), like.dtype),
+                 array2(a, 7, like), array1(a, 8, like), array1(a, 9, like), array1(a, 10, like),
+                 array1(a, 11, like), array1(a, 12, like), array1(a, 13, like),
+                 array1(a, 14, F64)[0], array2(a, 15, BOOL), array2(a, 16, like),
+                 scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), scalar(a, 3) != 0,
+                 array3(a, 17, like), array2(a, 18, like), array2(a, 19, like),
+                 array1(a, 20, like), array2(a, 21, I64))
+
+
+@jit
+def lstm_backward_entry(a, like):
+    """Scalars ``zero_output, act, rec_act, batch_minor, blocks``; arrays ``d_outputs, saved,
+    layout, w_ih, w_hh, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent,
+    need, work, work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep,
+    d_ln``."""
+    w_hh = array2(a, 4, like)
+    minor = scalar(a, 3) != 0
+    if minor:
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+    else:
+        w_hh_t = np.empty((0, 0), like.dtype)
+    lstm_backward(array3(a, 0, like), array1(a, 1, like), array2(a, 2, I64), array2(a, 3, like),
+                  w_hh, w_hh_t, split_columns(w_hh, scalar(a, 4)), np.empty((0, 0), like.dtype),
+                  array2(a, 5, like), array1(a, 6, like), array1(a, 7, like),
+                  array1(a, 8, like), array2(a, 9, BOOL), array2(a, 10, like),
+                  scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), minor, array1(a, 11, BOOL),
+                  array1(a, 12, like), array2(a, 13, I64), array3(a, 14, like),
+                  array2(a, 15, like), array2(a, 16, like), array2(a, 17, like),
+                  array2(a, 18, like), array1(a, 19, like), array1(a, 20, like),
+                  array2(a, 21, like), array2(a, 22, like), array2(a, 23, like))
+
+
+def lstm_recipe(kernel, batch: int, steps: int):
+    spec = kernel.spec
+    w_ih, w_hh, b_ih, b_hh, _, peep, *ln = kernel.tensors
+    four_h, features = w_ih.shape
+    hidden = four_h // 4
+    dtype = NUMPY_DTYPES[kernel.dtype]
+    act, rec_act = kernel.codes
+    norm = bool(spec.layer_norm)
+    keep = np.ones((batch, steps), np.bool_)
+    no_mask = np.empty((0, 0), dtype)
+    size, layout, minor, blocks, on_stored = lstm_arrays._forward_shape(
+        batch, steps, features, hidden, hidden, norm, False, False)
+    ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
+    weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
+                     (3, hidden), *ln_shapes)
+
+    forward = Arguments([0, act, rec_act, minor, blocks, not (minor or on_stored)])
+    forward.tensor(INPUT, 0, (batch, steps, features))
+    forward.constant(np.zeros((batch, hidden), dtype))
+    forward.constant(np.zeros((batch, hidden), dtype))
+    _weights(forward, kernel, weight_shapes, skip=(4,))
+    forward.constant(np.array([spec.layer_norm_epsilon], np.float64))
+    forward.constant(keep)
+    forward.constant(no_mask)
+    outputs = forward.allocate((batch, steps, hidden))
+    h_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    c_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    saved = forward.allocate((size,))
+    forward.constant(layout)
+
+    has_bias = b_ih is not None
+    weights_present = [t is not None for t in kernel.tensors]
+    backwards = []
+    for with_x in (False, True):
+        needs = (with_x, False, False, True, True, has_bias, has_bias, False,
+                 *weights_present[5:])
+        shapes, need, work_size, work_layout, minor_b, blocks_b = lstm_arrays._backward_shape(
+            batch, steps, features, hidden, hidden, norm, False, needs)
+        backward = Arguments([0, act, rec_act, minor_b, blocks_b])
+        backward.tensor(GRADIENT, 0, (batch, steps, hidden))
+        backward.tensor(SAVED, 0, (size,))
+        backward.constant(layout)
+        backward.tensor(INPUT, 1, weight_shapes[0])
+        backward.tensor(INPUT, 2, weight_shapes[1])
+        peep_and_ln = [(5, (3, hidden)), (6, (four_h,)), (8, (four_h,)), (10, (hidden,))]
+        for index, shape in peep_and_ln:
+            if kernel.tensors[index] is None:
+                backward.constant(np.empty((0,) * len(shape), dtype))
+            else:
+                backward.tensor(INPUT, sum(weights_present[:index]) + 1, shape)
+        backward.constant(keep)
+        backward.constant(no_mask)
+        backward.constant(need)
+        backward.allocate((work_size,))
+        backward.constant(work_layout)
+        d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = shapes
+        backward.allocate(d_x)  # allocation 1
+        backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
+        backward.tensor(GRADIENT_COPY, 2, (batch, hidden))
+        for shape in (d_w_ih, d_w_hh, (d_b_ih,), (d_b_hh,), d_w_hr):  # allocations 2-6
+            backward.allocate(shape)
+        backward.allocate((3, hidden) if peep is not None else (0, 0))  # d_peep: 7
+        backward.allocate((6, four_h))  # d_ln: 8
+        backwards.append(backward)
+    gradients = [(1, 0), (2, 0), (3, 0)]
+    if has_bias:
+        gradients += [(4, 0), (5, 0)]
+    if peep is not None:
+        gradients.append((7, 0))
+    if ln[0] is not None:
+        gradients += [(8, row * four_h) for row in range(6)]
+    return forward, backwards, (outputs, h_final, c_final), [saved], gradients
+
+
+# -- entry points and recipes ------------------------------------------------------------------
+SIGNATURE = types.void(types.CPointer(types.int64))
+
+
+def _gru_forward_f32(a):
+    gru_forward_entry(a, F32)
+
+
+def _gru_forward_f64(a):
+    gru_forward_entry(a, F64)
+
+
+def _gru_backward_f32(a):
+    gru_backward_entry(a, F32)
+
+
+def _gru_backward_f64(a):
+    gru_backward_entry(a, F64)
+
+
+def _lstm_forward_f32(a):
+    lstm_forward_entry(a, F32)
+
+
+def _lstm_forward_f64(a):
+    lstm_forward_entry(a, F64)
+
+
+def _lstm_backward_f32(a):
+    lstm_backward_entry(a, F32)
+
+
+def _lstm_backward_f64(a):
+    lstm_backward_entry(a, F64)
+
+
+def _rnn_forward_f32(a):
+    rnn_forward_entry(a, F32)
+
+
+def _rnn_forward_f64(a):
+    rnn_forward_entry(a, F64)
+
+
+def _rnn_backward_f32(a):
+    rnn_backward_entry(a, F32)
+
+
+def _rnn_backward_f64(a):
+    rnn_backward_entry(a, F64)
+
+
+ENTRIES = {
+    ("rnn", np.float32): (_rnn_forward_f32, _rnn_backward_f32),
+    ("rnn", np.float64): (_rnn_forward_f64, _rnn_backward_f64),
+    ("gru", np.float32): (_gru_forward_f32, _gru_backward_f32),
+    ("gru", np.float64): (_gru_forward_f64, _gru_backward_f64),
+    ("lstm", np.float32): (_lstm_forward_f32, _lstm_backward_f32),
+    ("lstm", np.float64): (_lstm_forward_f64, _lstm_backward_f64),
+}
+BUILDERS = {"rnn": rnn_recipe, "gru": gru_recipe, "lstm": lstm_recipe}
+
+
+@functools.cache
+def entry_addresses(family: str, dtype) -> tuple[int, int]:
+    """The compiled entries' addresses (compiled, or loaded from numba's cache, on first use)."""
+    return tuple(cfunc(SIGNATURE, cache=True)(f).address for f in ENTRIES[family, dtype])
+
+
+def recipe(kernel, batch: int, steps: int):
+    """The native recipe of ``kernel``'s plain call at ``batch`` and ``steps``, or ``None`` when
+    the native call does not cover it (family or option without an entry, too large)."""
+    name = kernel.spec.family
+    builder = BUILDERS.get(name)
+    if builder is None or native.extension() is None:
+        return None
+    if name == "lstm" and kernel.spec.proj_size:
+        return None
+    forward, backwards, returned, saved, gradients = builder(kernel, batch, steps)
+    itemsize = np.dtype(NUMPY_DTYPES[kernel.dtype]).itemsize
+    if max(part.nbytes(itemsize) for part in (forward, *backwards)) > native.MAX_ALLOCATION_BYTES:
+        return None
+    entries = entry_addresses(name, NUMPY_DTYPES[kernel.dtype])
+    made = native.make_recipe(forward, backwards, entries, returned, saved, gradients)
+    spec = kernel.spec
+    made.threads = gemm_threads(batch, GATES[name] * spec.hidden_size, spec.recurrent_size)
+    return made

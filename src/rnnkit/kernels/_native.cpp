@@ -1,0 +1,221 @@
+// rnnkit's native call: one C++ autograd function that runs a fused kernel's compiled forward
+// and backward (numba cfuncs, see rnnkit/kernels/native.py) with no Python in between.
+//
+// The function knows no family. A Recipe, built once per kernel and sizes in Python, says how to
+// fill each compiled call's argument block (one int64 array: scalars, then an address and three
+// dimensions per array): which positions take the addresses of the call's input tensors, of
+// tensors allocated for the call, of the forward's saved tensors and of the incoming gradients.
+// Everything else in the block (sizes, flags, the addresses of constant arrays) is filled in
+// Python and copied as is.
+#include <torch/csrc/autograd/functions/basic_ops.h>
+#include <torch/extension.h>
+
+#include <cstring>
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+namespace {
+
+typedef void (*Entry)(int64_t*);
+typedef int (*GetThreads)();
+typedef void (*SetThreads)(int);
+GetThreads get_blas_threads = nullptr;
+SetThreads set_blas_threads = nullptr;
+
+enum Source : int64_t { INPUT = 0, ALLOCATED = 1, SAVED = 2, GRADIENT = 3, GRADIENT_COPY = 4 };
+
+// One compiled call: its entry point, block template and where the per-call addresses go.
+struct Part {
+  Entry entry = nullptr;
+  std::vector<int64_t> block;
+  std::vector<int64_t> slots, sources, indices;  // block[slots[k]] = address of sources[k][indices[k]]
+  std::vector<std::vector<int64_t>> allocations;  // shapes of the tensors allocated per call
+
+  void set(int64_t entry_address, std::vector<int64_t> block_, std::vector<int64_t> slots_,
+           std::vector<int64_t> sources_, std::vector<int64_t> indices_,
+           std::vector<std::vector<int64_t>> allocations_) {
+    TORCH_CHECK(slots_.size() == sources_.size() && slots_.size() == indices_.size(),
+                "rnnkit native recipe: slots, sources and indices differ in length");
+    for (int64_t slot : slots_) {
+      TORCH_CHECK(slot >= 0 && slot < static_cast<int64_t>(block_.size()),
+                  "rnnkit native recipe: slot ", slot, " outside the block");
+    }
+    entry = reinterpret_cast<Entry>(entry_address);
+    block = std::move(block_);
+    slots = std::move(slots_);
+    sources = std::move(sources_);
+    indices = std::move(indices_);
+    allocations = std::move(allocations_);
+  }
+
+  std::vector<Tensor> allocate(const at::TensorOptions& options) const {
+    std::vector<Tensor> tensors;
+    tensors.reserve(allocations.size());
+    // at::detail::empty_cpu skips the dispatcher: these are plain CPU buffers.
+    auto dtype = options.dtype().toScalarType();
+    for (const auto& shape : allocations) tensors.push_back(at::detail::empty_cpu(shape, dtype));
+    return tensors;
+  }
+
+  // Fills the block from the tensors of each source and runs the compiled call.
+  void run(const std::vector<const std::vector<Tensor>*>& from) const {
+    std::vector<int64_t> filled(block);
+    for (size_t k = 0; k < slots.size(); ++k) {
+      const Tensor& tensor = (*from[sources[k]])[indices[k]];
+      filled[slots[k]] = reinterpret_cast<int64_t>(tensor.data_ptr());
+    }
+    entry(filled.data());
+  }
+};
+
+struct Recipe : torch::CustomClassHolder {
+  Part forward;
+  Part backward[2];  // without and with the first input's (x's) gradient
+  std::vector<int64_t> returned;  // the forward's allocations returned, in order
+  std::vector<int64_t> saved;  // the forward's allocations the backward reads
+  std::vector<int64_t> gradient_of, gradient_offset;  // per input: a backward allocation, or -1
+  std::vector<Tensor> constants;  // arrays whose addresses the block templates hold
+  int64_t threads = 1;
+};
+
+using RecipePtr = c10::intrusive_ptr<Recipe>;
+
+void use_blas_threads(int64_t threads) {
+  if (get_blas_threads != nullptr && get_blas_threads() != threads) {
+    set_blas_threads(static_cast<int>(threads));
+  }
+}
+
+// The forward without autograd: returns the returned allocations, and the saved ones in `kept`.
+std::vector<Tensor> run_forward(const Recipe& recipe, const std::vector<Tensor>& inputs,
+                                std::vector<Tensor>* kept) {
+  std::vector<Tensor> allocated = recipe.forward.allocate(inputs[0].options());
+  use_blas_threads(recipe.threads);
+  recipe.forward.run({&inputs, &allocated});
+  std::vector<Tensor> results;
+  results.reserve(recipe.returned.size());
+  for (int64_t index : recipe.returned) results.push_back(allocated[index]);
+  if (kept != nullptr) {
+    for (int64_t index : recipe.saved) kept->push_back(allocated[index]);
+  }
+  return results;
+}
+
+struct NativeSequence : public torch::autograd::Function<NativeSequence> {
+  static variable_list forward(AutogradContext* ctx, RecipePtr recipe, at::TensorList inputs) {
+    std::vector<Tensor> given(inputs.begin(), inputs.end());
+    std::vector<Tensor> kept;
+    variable_list results = run_forward(*recipe, given, &kept);
+    ctx->save_for_backward(given);  // inputs: version-checked when the backward reads them
+    ctx->saved_data["kept"] = kept;
+    ctx->saved_data["recipe"] = c10::IValue::make_capsule(recipe);
+    return results;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto holder = ctx->saved_data["recipe"].toCapsule();
+    const Recipe& recipe = *static_cast<Recipe*>(holder.get());
+    std::vector<Tensor> inputs = ctx->get_saved_variables();
+    std::vector<Tensor> kept = ctx->saved_data["kept"].toTensorVector();
+    // Edges count the tensors only: edge i is the i-th input tensor (x first).
+    bool needs_x = ctx->needs_input_grad(0);
+    const Part& part = recipe.backward[needs_x ? 1 : 0];
+    std::vector<Tensor> incoming(grads.size()), copies(grads.size());
+    for (size_t k = 0; k < part.sources.size(); ++k) {
+      int64_t index = part.indices[k];
+      if (part.sources[k] == GRADIENT) {
+        incoming[index] = grads[index].contiguous();
+      } else if (part.sources[k] == GRADIENT_COPY) {  // the kernel writes into these
+        copies[index] = grads[index].clone(at::MemoryFormat::Contiguous);
+      }
+    }
+    std::vector<Tensor> allocated = part.allocate(inputs[0].options());
+    use_blas_threads(recipe.threads);
+    part.run({&inputs, &allocated, &kept, &incoming, &copies});
+    variable_list result(1 + inputs.size());  // the recipe's gradient stays undefined
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      int64_t index = recipe.gradient_of[i];
+      if (index < 0 || !ctx->needs_input_grad(i)) continue;
+      const Tensor& block = allocated[index];
+      if (recipe.gradient_offset[i] == 0 && block.sizes() == inputs[i].sizes()) {
+        result[1 + i] = block;
+      } else {  // a part of a larger allocation (the layer norms' gradients share one)
+        result[1 + i] = block.view({-1})
+                            .narrow(0, recipe.gradient_offset[i], inputs[i].numel())
+                            .view(inputs[i].sizes());
+      }
+    }
+    bool graph = false;  // create_graph=True and gradients that carry a graph
+    if (torch::autograd::GradMode::is_enabled()) {
+      for (const auto& grad : grads) graph = graph || (grad.defined() && grad.requires_grad());
+    }
+    if (graph) {
+      // The gradients carry a node that refuses to be differentiated, as torch's
+      // once_differentiable makes: the compiled backward has no backward of its own.
+      variable_list defined;
+      for (size_t i = 1; i < result.size(); ++i) {
+        if (result[i].defined()) defined.push_back(result[i].detach().requires_grad_(true));
+      }
+      variable_list wrapped =
+          torch::autograd::DelayedError(
+              "rnnkit's fused kernels are not twice differentiable; run the layer with "
+              "backend='reference' for higher-order gradients",
+              static_cast<int>(defined.size()))
+              .apply(std::move(defined));
+      size_t k = 0;
+      for (size_t i = 1; i < result.size(); ++i) {
+        if (result[i].defined()) result[i] = wrapped[k++];
+      }
+    }
+    return result;
+  }
+};
+
+// Runs `recipe` on `inputs` (x first, then the weights it tracks), through autograd when grad
+// mode is on and an input requires grad.
+std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
+  TORCH_CHECK(!inputs.empty(), "inputs: expected x and the weights");
+  if (!inputs[0].is_contiguous()) inputs[0] = inputs[0].contiguous();
+  bool tracked = false;
+  if (torch::autograd::GradMode::is_enabled()) {
+    for (const auto& tensor : inputs) tracked = tracked || tensor.requires_grad();
+  }
+  if (!tracked) return run_forward(*recipe, inputs, nullptr);
+  return NativeSequence::apply(recipe, at::TensorList(inputs));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rnnkit's native call (see rnnkit/kernels/native.py)";
+  py::class_<Recipe, RecipePtr>(m, "Recipe")
+      .def(py::init([]() { return c10::make_intrusive<Recipe>(); }))
+      .def("set_forward", [](Recipe& r, int64_t entry, std::vector<int64_t> block,
+                             std::vector<int64_t> slots, std::vector<int64_t> sources,
+                             std::vector<int64_t> indices,
+                             std::vector<std::vector<int64_t>> allocations) {
+        r.forward.set(entry, std::move(block), std::move(slots), std::move(sources),
+                      std::move(indices), std::move(allocations));
+      })
+      .def("set_backward", [](Recipe& r, bool with_x, int64_t entry, std::vector<int64_t> block,
+                              std::vector<int64_t> slots, std::vector<int64_t> sources,
+                              std::vector<int64_t> indices,
+                              std::vector<std::vector<int64_t>> allocations) {
+        r.backward[with_x ? 1 : 0].set(entry, std::move(block), std::move(slots),
+                                       std::move(sources), std::move(indices),
+                                       std::move(allocations));
+      })
+      .def_readwrite("returned", &Recipe::returned)
+      .def_readwrite("saved", &Recipe::saved)
+      .def_readwrite("gradient_of", &Recipe::gradient_of)
+      .def_readwrite("gradient_offset", &Recipe::gradient_offset)
+      .def_readwrite("constants", &Recipe::constants)
+      .def_readwrite("threads", &Recipe::threads);
+  m.def("run", &run, "Run a recipe on (x, *weights); returns its returned tensors");
+  m.def("set_blas_threads_functions", [](int64_t get, int64_t set) {
+    get_blas_threads = reinterpret_cast<GetThreads>(get);
+    set_blas_threads = reinterpret_cast<SetThreads>(set);
+  });
+}

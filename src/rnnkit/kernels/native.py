@@ -1,0 +1,194 @@
+"""The native call: a fused kernel's forward and backward with no Python between them.
+
+At small sizes most of a fused call's time is not the kernels but the Python around them: the
+module's glue, a Python ``autograd.Function``, numba's unboxing of a few dozen arrays on each
+compiled call. The native call replaces all of it, for the common case (see :func:`recipe_for`),
+with one C++ autograd function (``_native.cpp``) that allocates the call's tensors and calls the
+same compiled loops through numba ``cfunc`` entry points (:mod:`rnnkit.kernels._entries`), which
+take one ``int64`` block of sizes and addresses.
+
+The C++ part is an optional build: ``python -m rnnkit.kernels.native build`` (which ``.ci/setup``
+runs) compiles it with ``torch.utils.cpp_extension`` into a directory named after the sources,
+torch and Python versions (``~/.cache/rnnkit/native/...``, or ``$RNNKIT_NATIVE_DIR``). A process
+loads it when it is there; when it is not, or ``RNNKIT_NATIVE=0``, every call takes the Python
+path, which computes the same results. Nothing is compiled at run time unasked.
+
+A :class:`Recipe` describes one kernel's call at one batch and length: its block templates (the
+sizes, flags and constant arrays filled in here) and where the call's tensors go. The C++
+function fills in the addresses and runs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SOURCE = Path(__file__).with_name("_native.cpp")
+MODULE_NAME = "rnnkit_native"
+
+# Where each per-call address comes from (the C++ ``Source``).
+INPUT, ALLOCATED, SAVED, GRADIENT, GRADIENT_COPY = range(5)
+
+
+def build_directory() -> Path:
+    """Where the extension for these sources, this torch and this Python is built."""
+    tag = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    version = f"torch{torch.__version__.replace('+', '-')}-{python}"
+    root = os.environ.get("RNNKIT_NATIVE_DIR") or Path.home() / ".cache" / "rnnkit" / "native"
+    return Path(root) / f"{version}-{platform.machine()}-{tag}"
+
+
+def build(verbose: bool = False) -> Path:
+    """Compile the extension (about a minute; needs a C++ compiler and ``ninja``)."""
+    from torch.utils.cpp_extension import load
+
+    directory = build_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    load(MODULE_NAME, [str(SOURCE)], extra_cflags=["-O2"], build_directory=str(directory),
+         verbose=verbose)
+    return directory
+
+
+def _library(directory: Path) -> Path | None:
+    found = sorted(directory.glob(f"{MODULE_NAME}*.so")) + sorted(
+        directory.glob(f"{MODULE_NAME}*.pyd")
+    )
+    return found[0] if found else None
+
+
+@functools.cache
+def extension():
+    """The built extension, loaded, or ``None`` (not built, disabled, or no OpenBLAS handle)."""
+    if os.environ.get("RNNKIT_NATIVE", "1") == "0":
+        return None
+    from rnnkit.kernels._common import _openblas_thread_functions, blas_available
+
+    if not blas_available():
+        return None
+    functions = _openblas_thread_functions()
+    library = _library(build_directory())
+    if functions is None or library is None:
+        return None
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, library)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    get, set_ = (ctypes_address(function) for function in functions)
+    module.set_blas_threads_functions(get, set_)
+    return module
+
+
+def ctypes_address(function) -> int:
+    import ctypes
+
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
+def available() -> bool:
+    """Whether native calls run in this process."""
+    return extension() is not None
+
+
+class Arguments:
+    """One compiled call's argument block, built up in the entry's order.
+
+    The block is ``[n, *scalars, *arrays]``, ``n`` the number of scalars, then four ``int64`` per
+    array: its address and three dimensions (padded with ones). Addresses known now (constants)
+    are written; the others are marked with their source, for the C++ function to fill per call.
+    """
+
+    def __init__(self, scalars) -> None:
+        self.block = [len(scalars), *map(int, scalars)]
+        self.slots: list[int] = []
+        self.sources: list[int] = []
+        self.indices: list[int] = []
+        self.allocations: list[tuple[int, ...]] = []
+        self.constants: list[torch.Tensor] = []
+
+    def _array(self, shape) -> int:
+        shape = tuple(int(n) for n in shape)
+        if len(shape) > 3:
+            raise ValueError(f"shape: expected at most three dimensions, got {shape}")
+        slot = len(self.block)
+        self.block += [0, *shape, *(1,) * (3 - len(shape))]
+        return slot
+
+    def tensor(self, source: int, index: int, shape) -> None:
+        """An array taken per call from ``source``'s ``index``-th tensor, seen as ``shape``."""
+        self.slots.append(self._array(shape))
+        self.sources.append(source)
+        self.indices.append(index)
+
+    def constant(self, array) -> None:
+        """An array fixed for the recipe (kept alive by it)."""
+        tensor = torch.as_tensor(np.ascontiguousarray(array))
+        self.constants.append(tensor)
+        slot = self._array(tensor.shape)
+        self.block[slot] = tensor.data_ptr()
+
+    def allocate(self, shape, seen_as=None) -> int:
+        """A tensor of ``shape`` allocated per call (seen by the entry as ``seen_as``); returns
+        its index among the allocations."""
+        self.allocations.append(tuple(int(n) for n in shape))
+        index = len(self.allocations) - 1
+        self.tensor(ALLOCATED, index, shape if seen_as is None else seen_as)
+        return index
+
+    def nbytes(self, itemsize: int) -> int:
+        """The largest allocation, in bytes."""
+        return max((int(np.prod(s)) * itemsize for s in self.allocations), default=0)
+
+    def fields(self, entry: int) -> tuple:
+        return (entry, self.block, self.slots, self.sources, self.indices, self.allocations)
+
+
+# Past this many bytes in one allocation a call takes the Python path, whose buffer pool spares
+# the page faults of fresh large arrays (:func:`~rnnkit.kernels._common.recycled`); there the
+# Python around the kernels is a small part of the call anyway.
+MAX_ALLOCATION_BYTES = 1 << 20
+
+
+def make_recipe(forward: Arguments, backward: tuple[Arguments, Arguments], entries, returned,
+                saved, gradients):
+    """A C++ recipe from the arguments of the forward and the two backwards (without and with
+    x's gradient). ``entries`` is ``(forward, backward)`` entry addresses, ``gradients`` per
+    input ``(allocation, offset)`` in the backward, or ``None``."""
+    recipe = extension().Recipe()
+    recipe.set_forward(*forward.fields(entries[0]))
+    for with_x, arguments in enumerate(backward):
+        recipe.set_backward(bool(with_x), *arguments.fields(entries[1]))
+    recipe.returned, recipe.saved = list(returned), list(saved)
+    recipe.gradient_of = [-1 if g is None else g[0] for g in gradients]
+    recipe.gradient_offset = [0 if g is None else g[1] for g in gradients]
+    recipe.constants = [t for part in (forward, *backward) for t in part.constants]
+    return recipe
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rnnkit.kernels.native",
+        description="Build rnnkit's native call (a C++ extension; optional, for speed).",
+    )
+    parser.add_argument("command", choices=["build", "where"])
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "where":
+        print(build_directory())
+        return 0
+    directory = build(args.verbose)
+    print(f"rnnkit native call built in {directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

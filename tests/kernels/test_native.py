@@ -1,0 +1,221 @@
+"""The native call (rnnkit.kernels.native): the rnnkit.nn drop-ins' plain call through one C++
+autograd function and the compiled entries, against the reference loop and torch.nn, and the
+calls it must leave to the Python path.
+
+The extension is built by the README's setup command (``.ci/setup``); these tests fail, not
+skip, when it is missing, so that CI cannot pass without it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit.nn
+from rnnkit.kernels import _entries, fused, native
+
+NATIVE_NODE = "NativeSequence"
+
+
+@pytest.fixture(autouse=True)
+def _built():
+    assert native.available(), (
+        "the native call is not built: run `python -m rnnkit.kernels.native build` "
+        "(.ci/setup does)"
+    )
+
+
+def _node(tensor: torch.Tensor) -> str:
+    return tensor.grad_fn.name() if tensor.grad_fn is not None else ""
+
+
+VARIANTS = [
+    (rnnkit.nn.RNN, {}),
+    (rnnkit.nn.RNN, {"nonlinearity": "relu", "bias": False}),
+    (rnnkit.nn.GRU, {}),
+    (rnnkit.nn.GRU, {"bias": False}),
+    (rnnkit.nn.LSTM, {}),
+    (rnnkit.nn.LSTM, {"bias": False}),
+    (rnnkit.nn.LSTM, {"peephole": True}),
+    (rnnkit.nn.LSTM, {"layer_norm": True}),
+    (rnnkit.nn.LSTM, {"peephole": True, "layer_norm": True}),
+]
+
+
+def _pair(cls, options, dtype, batch_first=True, input_size=6, hidden_size=8, seed=0):
+    """A module on the native call and its twin on the reference loop, with equal weights."""
+    torch.manual_seed(seed)
+    module = cls(input_size, hidden_size, batch_first=batch_first, dtype=dtype, **options)
+    twin = cls(input_size, hidden_size, batch_first=batch_first, dtype=dtype,
+               backend="reference", **options)
+    twin.load_state_dict(module.state_dict())
+    return module, twin
+
+
+def _results(module, x):
+    """Outputs, final states and the gradients of a loss that uses all of them."""
+    output, state = module(x)
+    states = state if isinstance(state, tuple) else (state,)
+    loss = (output**2).sum() + sum(((k + 2) * s).sum() for k, s in enumerate(states))
+    tracked = list(module.parameters()) + ([x] if x.requires_grad else [])
+    return [output, *states, *torch.autograd.grad(loss, tracked)], states[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("x_grad", [False, True])
+@pytest.mark.parametrize(("cls", "options"), VARIANTS)
+def test_native_matches_reference(cls, options, dtype, x_grad):
+    module, twin = _pair(cls, options, dtype)
+    x = torch.randn(3, 5, 6, dtype=dtype, requires_grad=x_grad)
+    ours, h_n = _results(module, x)
+    theirs, twin_h_n = _results(twin, x)
+    assert NATIVE_NODE in _node(h_n)
+    assert NATIVE_NODE not in _node(twin_h_n)
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+PEERS = [(rnnkit.nn.RNN, torch.nn.RNN), (rnnkit.nn.GRU, torch.nn.GRU),
+         (rnnkit.nn.LSTM, torch.nn.LSTM)]
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize(("cls", "peer_cls"), PEERS)
+def test_native_matches_torch_nn(cls, peer_cls, batch_first):
+    torch.manual_seed(1)
+    module = cls(5, 7, batch_first=batch_first, dtype=torch.float64)
+    peer = peer_cls(5, 7, batch_first=batch_first, dtype=torch.float64)
+    peer.load_state_dict(module.state_dict())
+    shape = (4, 6, 5) if batch_first else (6, 4, 5)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    ours, h_n = _results(module, x)
+    theirs, _ = _results(peer, x)
+    assert NATIVE_NODE in _node(h_n)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("options", "call"),
+    [
+        ({}, {"hx": True}),
+        ({}, {"lengths": True}),
+        ({"num_layers": 2}, {}),
+        ({"bidirectional": True}, {}),
+        ({"proj_size": 3}, {}),
+    ],
+    ids=["hx", "lengths", "two-layers", "bidirectional", "proj_size"],
+)
+def test_other_calls_take_the_python_path(options, call):
+    torch.manual_seed(2)
+    module = rnnkit.nn.LSTM(4, 6, batch_first=True, **options)
+    x = torch.randn(3, 5, 4)
+    kwargs = {}
+    if call.get("lengths"):
+        kwargs["lengths"] = torch.tensor([5, 3, 2])
+    args = [x]
+    if call.get("hx"):
+        size = module.num_layers * module.num_directions
+        args.append((torch.zeros(size, 3, module.output_size), torch.zeros(size, 3, 6)))
+    output, _ = module(*args, **kwargs)
+    assert NATIVE_NODE not in _node(output)
+    assert output.grad_fn is not None
+
+
+def test_sizes_past_the_allocation_limit_take_the_python_path():
+    module = rnnkit.nn.RNN(64, 128, batch_first=True)
+    batch, steps = 32, 100  # x_t alone is 819 kB and the backward's work array 2.4 MB
+    kernel = fused._cached_kernel(module._bound_cell(0, 0), torch.empty(batch, steps, 64))
+    assert _entries.recipe(kernel, batch, steps) is None
+    assert _entries.recipe(kernel, 2, 5) is not None
+    output, _ = module(torch.randn(batch, steps, 64))
+    assert NATIVE_NODE not in _node(output)
+
+
+def test_no_grad_gives_the_same_values_without_a_graph():
+    module, twin = _pair(rnnkit.nn.GRU, {}, torch.float32)
+    x = torch.randn(2, 4, 6)
+    with torch.no_grad():
+        output, h_n = module(x)
+    assert output.grad_fn is None and not output.requires_grad
+    expected, expected_h = twin(x)
+    torch.testing.assert_close(output, expected.detach())
+    torch.testing.assert_close(h_n, expected_h.detach())
+    assert h_n.shape == (1, 2, 8)
+
+
+def test_updated_weights_are_read_on_every_call():
+    module, twin = _pair(rnnkit.nn.LSTM, {}, torch.float64)
+    x = torch.randn(2, 3, 6, dtype=torch.float64)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        output, _ = module(x)
+        output.sum().backward()
+        optimizer.step()
+    twin.load_state_dict(module.state_dict())
+    torch.testing.assert_close(module(x)[0], twin(x)[0], rtol=1e-10, atol=1e-10)
+
+
+def test_in_place_change_between_forward_and_backward_raises():
+    module = rnnkit.nn.RNN(3, 4, batch_first=True)
+    output, _ = module(torch.randn(2, 5, 3))
+    assert NATIVE_NODE in _node(output)
+    with torch.no_grad():
+        module.weight_hh_l0.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        output.sum().backward()
+
+
+def test_create_graph_works_but_a_second_derivative_is_refused():
+    module = rnnkit.nn.GRU(3, 4, batch_first=True, dtype=torch.float64)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    output, _ = module(x)
+    assert NATIVE_NODE in _node(output)
+    (d_x,) = torch.autograd.grad(output.square().sum(), x, create_graph=True)
+    ours_first = d_x.detach().clone()
+    twin = rnnkit.nn.GRU(3, 4, batch_first=True, dtype=torch.float64, backend="reference")
+    twin.load_state_dict(module.state_dict())
+    (expected,) = torch.autograd.grad(twin(x)[0].square().sum(), x)
+    torch.testing.assert_close(ours_first, expected, rtol=1e-10, atol=1e-10)
+    with pytest.raises(RuntimeError, match="not twice differentiable"):
+        d_x.sum().backward()
+
+
+def test_frozen_weight_gets_no_gradient():
+    module, twin = _pair(rnnkit.nn.LSTM, {"peephole": True}, torch.float64)
+    for m in (module, twin):
+        m.weight_ih_l0.requires_grad_(False)
+    x = torch.randn(2, 4, 6, dtype=torch.float64)
+    for m in (module, twin):
+        output, (h_n, c_n) = m(x)
+        (output.sum() + c_n.sum()).backward()
+    assert module.weight_ih_l0.grad is None
+    for ours, theirs in zip(module.parameters(), twin.parameters(), strict=True):
+        if ours.requires_grad:
+            torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_a_wrong_input_raises_the_modules_error():
+    module = rnnkit.nn.RNN(3, 4, batch_first=True)
+    with pytest.raises((ValueError, TypeError, RuntimeError), match="input"):
+        module(torch.randn(2, 5, 7))  # 7 features, not 3
+    with pytest.raises((ValueError, TypeError, RuntimeError), match="input"):
+        module(torch.randn(2, 5, 3, dtype=torch.float64))  # the weights are float32
+
+
+def test_unbatched_input_matches_batched():
+    module = rnnkit.nn.GRU(3, 4)
+    x = torch.randn(5, 3)  # (T, I)
+    output, h_n = module(x)
+    batched, batched_h = module(x.unsqueeze(1))
+    torch.testing.assert_close(output, batched.squeeze(1))
+    torch.testing.assert_close(h_n, batched_h.squeeze(1))
+
+
+def test_build_directory_names_the_sources_and_versions():
+    directory = native.build_directory()
+    assert torch.__version__.split("+")[0] in directory.name
+    assert native.main(["where"]) == 0
