@@ -52,13 +52,22 @@ def _pair(cls, options, dtype, batch_first=True, input_size=6, hidden_size=8, se
     return module, twin
 
 
-def _results(module, x):
-    """Outputs, final states and the gradients of a loss that uses all of them."""
-    output, state = module(x)
+def _results(module, x, hx=None):
+    """Outputs, final states and the gradients of a loss that uses all of them (with respect to
+    the parameters, and ``x`` and ``hx`` where they require them)."""
+    output, state = module(x) if hx is None else module(x, hx)
     states = state if isinstance(state, tuple) else (state,)
     loss = (output**2).sum() + sum(((k + 2) * s).sum() for k, s in enumerate(states))
-    tracked = list(module.parameters()) + ([x] if x.requires_grad else [])
+    given = [] if hx is None else list(hx) if isinstance(hx, tuple) else [hx]
+    tracked = list(module.parameters()) + [t for t in (x, *given) if t.requires_grad]
     return [output, *states, *torch.autograd.grad(loss, tracked)], states[0]
+
+
+def _initial_state(cls, batch, hidden, dtype, requires_grad):
+    def tensor():
+        return torch.randn(1, batch, hidden, dtype=dtype, requires_grad=requires_grad)
+
+    return (tensor(), tensor()) if cls is rnnkit.nn.LSTM else tensor()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -77,6 +86,19 @@ def test_native_matches_reference(cls, options, dtype, x_grad):
         torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("state_grad", [False, True])
+@pytest.mark.parametrize(("cls", "options"), VARIANTS)
+def test_native_with_initial_states_matches_reference(cls, options, state_grad):
+    module, twin = _pair(cls, options, torch.float64)
+    x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    hx = _initial_state(cls, 3, 8, torch.float64, state_grad)
+    ours, h_n = _results(module, x, hx)
+    theirs, _ = _results(twin, x, hx)
+    assert NATIVE_NODE in _node(h_n)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 PEERS = [(rnnkit.nn.RNN, torch.nn.RNN), (rnnkit.nn.GRU, torch.nn.GRU),
          (rnnkit.nn.LSTM, torch.nn.LSTM)]
 
@@ -90,8 +112,9 @@ def test_native_matches_torch_nn(cls, peer_cls, batch_first):
     peer.load_state_dict(module.state_dict())
     shape = (4, 6, 5) if batch_first else (6, 4, 5)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    ours, h_n = _results(module, x)
-    theirs, _ = _results(peer, x)
+    hx = _initial_state(cls, 4, 7, torch.float64, True)
+    ours, h_n = _results(module, x, hx)
+    theirs, _ = _results(peer, x, hx)
     assert NATIVE_NODE in _node(h_n)
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
@@ -100,13 +123,13 @@ def test_native_matches_torch_nn(cls, peer_cls, batch_first):
 @pytest.mark.parametrize(
     ("options", "call"),
     [
-        ({}, {"hx": True}),
+        ({}, {"hx": "non-contiguous"}),
         ({}, {"lengths": True}),
         ({"num_layers": 2}, {}),
         ({"bidirectional": True}, {}),
         ({"proj_size": 3}, {}),
     ],
-    ids=["hx", "lengths", "two-layers", "bidirectional", "proj_size"],
+    ids=["non-contiguous-hx", "lengths", "two-layers", "bidirectional", "proj_size"],
 )
 def test_other_calls_take_the_python_path(options, call):
     torch.manual_seed(2)
@@ -118,7 +141,8 @@ def test_other_calls_take_the_python_path(options, call):
     args = [x]
     if call.get("hx"):
         size = module.num_layers * module.num_directions
-        args.append((torch.zeros(size, 3, module.output_size), torch.zeros(size, 3, 6)))
+        h = torch.zeros(size, 3, 2 * module.output_size)[..., ::2]  # (L*D, B, H), strided
+        args.append((h, torch.zeros(size, 3, 6)))
     output, _ = module(*args, **kwargs)
     assert NATIVE_NODE not in _node(output)
     assert output.grad_fn is not None

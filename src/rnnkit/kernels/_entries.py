@@ -8,8 +8,8 @@ builder that lays out the blocks in the same order. An entry and its builder mus
 argument by argument, so they sit side by side here. Each is wrapped as a numba ``cfunc`` per
 dtype on first use (compiled once, then loaded from numba's cache).
 
-A recipe covers the plain call: no initial state (zeros), mask or recurrent dropout, and for the
-LSTM no projection.
+A recipe covers the plain call: initial states given or zeros, no mask or recurrent dropout, and
+for the LSTM no projection.
 """
 
 from __future__ import annotations
@@ -123,7 +123,24 @@ def _weights(arguments: Arguments, kernel, shapes, skip=()) -> None:
         position += tensor is not None
 
 
-def rnn_recipe(kernel, batch: int, steps: int):
+def _initial_states(arguments: Arguments, kernel, batch: int, sizes, with_state: bool) -> None:
+    """The initial states: per call from the inputs that follow the weights (seen as
+    ``(B, size)``; the call gives them ``(1, B, size)``), or zeros."""
+    first = 1 + len(kernel.weights)
+    for k, size in enumerate(sizes):
+        if with_state:
+            arguments.tensor(INPUT, first + k, (batch, size))
+        else:
+            arguments.constant(np.zeros((batch, size), NUMPY_DTYPES[kernel.dtype]))
+
+
+def _state_gradients(count: int, with_state: bool) -> list:
+    """The initial states' gradients: the kernels leave them in the copies of the final states'
+    incoming gradients (incoming gradients 1, 2, ...), which the C++ side names ``-2 - k``."""
+    return [(-2 - k, 0) for k in range(1, 1 + count)] if with_state else []
+
+
+def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
     hidden, features = w_ih.shape
     dtype = NUMPY_DTYPES[kernel.dtype]
@@ -134,7 +151,7 @@ def rnn_recipe(kernel, batch: int, steps: int):
 
     forward = Arguments([0, act])
     forward.tensor(INPUT, 0, (batch, steps, features))
-    forward.constant(np.zeros((batch, hidden), dtype))
+    _initial_states(forward, kernel, batch, (hidden,), with_state)
     _weights(forward, kernel, weight_shapes)
     forward.constant(keep)
     forward.constant(no_mask)
@@ -169,6 +186,7 @@ def rnn_recipe(kernel, batch: int, steps: int):
             backward.allocate(shape if has_bias else (0,))
         backwards.append(backward)
     gradients = [(4, 0), (5, 0), (6, 0)] + ([(7, 0), (8, 0)] if b_ih is not None else [])
+    gradients += _state_gradients(1, with_state)
     return forward, backwards, (outputs, h_final), saved, gradients
 
 
@@ -212,7 +230,7 @@ def gru_backward_entry(a, like):
                  array2(a, 17, like), array1(a, 18, like), array1(a, 19, like))
 
 
-def gru_recipe(kernel, batch: int, steps: int):
+def gru_recipe(kernel, batch: int, steps: int, with_state: bool):
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
     three_h, features = w_ih.shape
     hidden = three_h // 3
@@ -227,7 +245,7 @@ def gru_recipe(kernel, batch: int, steps: int):
     scalars = [0, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
     forward = Arguments(scalars)
     forward.tensor(INPUT, 0, (batch, steps, features))
-    forward.constant(np.zeros((batch, hidden), dtype))
+    _initial_states(forward, kernel, batch, (hidden,), with_state)
     _weights(forward, kernel, weight_shapes)
     forward.constant(keep)
     forward.constant(no_mask)
@@ -261,6 +279,7 @@ def gru_recipe(kernel, batch: int, steps: int):
             backward.allocate(shape if has_bias else (0,))
         backwards.append(backward)
     gradients = [(3, 0), (4, 0), (5, 0)] + ([(6, 0), (7, 0)] if has_bias else [])
+    gradients += _state_gradients(1, with_state)
     return forward, backwards, (outputs, h_final), saved, gradients
 
 
@@ -309,7 +328,7 @@ def lstm_backward_entry(a, like):
                   array2(a, 21, like), array2(a, 22, like), array2(a, 23, like))
 
 
-def lstm_recipe(kernel, batch: int, steps: int):
+def lstm_recipe(kernel, batch: int, steps: int, with_state: bool):
     spec = kernel.spec
     w_ih, w_hh, b_ih, b_hh, _, peep, *ln = kernel.tensors
     four_h, features = w_ih.shape
@@ -327,8 +346,7 @@ def lstm_recipe(kernel, batch: int, steps: int):
 
     forward = Arguments([0, act, rec_act, minor, blocks, not (minor or on_stored)])
     forward.tensor(INPUT, 0, (batch, steps, features))
-    forward.constant(np.zeros((batch, hidden), dtype))
-    forward.constant(np.zeros((batch, hidden), dtype))
+    _initial_states(forward, kernel, batch, (hidden, hidden), with_state)
     _weights(forward, kernel, weight_shapes, skip=(4,))
     forward.constant(np.array([spec.layer_norm_epsilon], np.float64))
     forward.constant(keep)
@@ -380,6 +398,7 @@ def lstm_recipe(kernel, batch: int, steps: int):
         gradients.append((7, 0))
     if ln[0] is not None:
         gradients += [(8, row * four_h) for row in range(6)]
+    gradients += _state_gradients(2, with_state)
     return forward, backwards, (outputs, h_final, c_final), [saved], gradients
 
 
@@ -452,16 +471,17 @@ def entry_addresses(family: str, dtype) -> tuple[int, int]:
     return tuple(cfunc(SIGNATURE, cache=True)(f).address for f in ENTRIES[family, dtype])
 
 
-def recipe(kernel, batch: int, steps: int):
-    """The native recipe of ``kernel``'s plain call at ``batch`` and ``steps``, or ``None`` when
-    the native call does not cover it (family or option without an entry, too large)."""
+def recipe(kernel, batch: int, steps: int, with_state: bool = False):
+    """The native recipe of ``kernel``'s plain call at ``batch`` and ``steps``, from initial
+    states given as inputs (``with_state``) or zeros; ``None`` when the native call does not
+    cover it (family or option without an entry, too large)."""
     name = kernel.spec.family
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
         return None
     if name == "lstm" and kernel.spec.proj_size:
         return None
-    forward, backwards, returned, saved, gradients = builder(kernel, batch, steps)
+    forward, backwards, returned, saved, gradients = builder(kernel, batch, steps, with_state)
     itemsize = np.dtype(NUMPY_DTYPES[kernel.dtype]).itemsize
     if max(part.nbytes(itemsize) for part in (forward, *backwards)) > native.MAX_ALLOCATION_BYTES:
         return None

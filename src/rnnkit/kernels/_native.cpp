@@ -75,7 +75,9 @@ struct Recipe : torch::CustomClassHolder {
   Part backward[2];  // without and with the first input's (x's) gradient
   std::vector<int64_t> returned;  // the forward's allocations returned, in order
   std::vector<int64_t> saved;  // the forward's allocations the backward reads
-  std::vector<int64_t> gradient_of, gradient_offset;  // per input: a backward allocation, or -1
+  // Per input: the backward allocation holding its gradient (at gradient_offset), -2 - k for the
+  // copy of the k-th incoming gradient (an initial state's), or -1 for none.
+  std::vector<int64_t> gradient_of, gradient_offset;
   std::vector<Tensor> constants;  // arrays whose addresses the block templates hold
   int64_t threads = 1;
 };
@@ -137,7 +139,11 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
     variable_list result(1 + inputs.size());  // the recipe's gradient stays undefined
     for (size_t i = 0; i < inputs.size(); ++i) {
       int64_t index = recipe.gradient_of[i];
-      if (index < 0 || !ctx->needs_input_grad(i)) continue;
+      if (index == -1 || !ctx->needs_input_grad(i)) continue;
+      if (index < -1) {  // an initial state's: the kernel leaves it in its final state's copy
+        result[1 + i] = copies[-2 - index];
+        continue;
+      }
       const Tensor& block = allocated[index];
       if (recipe.gradient_offset[i] == 0 && block.sizes() == inputs[i].sizes()) {
         result[1 + i] = block;

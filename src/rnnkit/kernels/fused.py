@@ -130,21 +130,33 @@ def select(cell, inputs: torch.Tensor):
     return None if kernel is None else kernel.run
 
 
-def native_call(cell: BoundCell, inputs: torch.Tensor):
+def native_call(cell: BoundCell, inputs: torch.Tensor, state=None):
     """``(outputs (B, T, O), *finals (1, B, s))`` of ``cell``'s plain call on ``inputs (B, T, I)``
-    from zero states, through the native call (:mod:`rnnkit.kernels.native`); ``None`` when it
-    does not apply (no build, another dtype or device, non-contiguous weights, a size or option it
-    does not cover), and the caller runs :func:`~rnnkit.kernels.dispatch.run_sequence`.
+    from ``state`` (a tuple of ``(1, B, s)`` tensors, or ``None`` for zeros), through the native
+    call (:mod:`rnnkit.kernels.native`); ``None`` when it does not apply (no build, another dtype
+    or device, non-contiguous weights or states, a size or option it does not cover), and the
+    caller runs :func:`~rnnkit.kernels.dispatch.run_sequence`.
     """
     if inputs.dim() != 3 or 0 in inputs.shape:
         return None
     kernel = _cached_kernel(cell, inputs)
     if kernel is None or not kernel.views:
         return None
-    recipe = kernel.native(inputs.shape[0], inputs.shape[1])
+    batch = inputs.shape[0]
+    if state is not None:
+        sizes = cell.state_size
+        if len(state) != len(sizes) or not all(
+            type(s) is torch.Tensor and s.shape == (1, batch, size) and s.dtype == inputs.dtype
+            and s.device.type == "cpu" and s.is_contiguous()
+            for s, size in zip(state, sizes)
+        ):
+            return None
+    recipe = kernel.native(batch, inputs.shape[1], state is not None)
     if recipe is None:
         return None
-    return native.extension().run(recipe, [inputs, *kernel.weights])
+    if state is None:
+        return native.extension().run(recipe, [inputs, *kernel.weights])
+    return native.extension().run(recipe, [inputs, *kernel.weights, *state])
 
 
 def _keeps_its_definition(cell) -> bool:
@@ -270,17 +282,17 @@ class BoundKernel:
         kernel.plans, kernel.zeros, kernel.recipes = self.plans, self.zeros, self.recipes
         return kernel
 
-    def native(self, batch: int, steps: int):
+    def native(self, batch: int, steps: int, with_state: bool = False):
         """The native recipe of a plain call at these sizes (kept), or ``None`` (see
         :func:`rnnkit.kernels._entries.recipe`)."""
-        key = (batch, steps, torch.get_num_threads())
+        key = (batch, steps, with_state, torch.get_num_threads())
         try:
             return self.recipes[key]
         except KeyError:
             pass
         if len(self.recipes) >= MAX_PLANS:
             self.recipes.clear()
-        made = self.recipes[key] = _entries.recipe(self, batch, steps)
+        made = self.recipes[key] = _entries.recipe(self, batch, steps, with_state)
         return made
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:

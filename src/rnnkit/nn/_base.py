@@ -228,8 +228,8 @@ class RNNBase(nn.Module):
         ``lengths (B,)`` is an rnnkit extension for right-padded batched input: each sequence stops
         at its length, ``h_n`` is taken at its last real step and padded outputs are zero.
         """
-        if hx is None and lengths is None and self._native_applies:
-            result = self._native_forward(input)
+        if lengths is None and self._native_applies:
+            result = self._native_forward(input, hx)
             if result is not None:
                 return result
         batch = self._prepare_input(input, lengths)
@@ -240,17 +240,22 @@ class RNNBase(nn.Module):
     @property
     def _native_applies(self) -> bool:
         """Whether the native call may run this module (one layer and direction, fused
-        backend, the extension loaded); each call still checks its input and weights."""
+        backend, the extension loaded); each call still checks its input, states and weights."""
         return (self.num_layers == 1 and not self.bidirectional and self.backend != "reference"
                 and native.available())
 
-    def _native_forward(self, input):
+    def _native_forward(self, input, hx):
         """The forward through :func:`rnnkit.kernels.fused.native_call`, or ``None`` when it does
         not apply (the general path then runs, and raises any error)."""
         if type(input) is not torch.Tensor or input.dim() != 3:
             return None
+        state = None
+        if hx is not None:  # a tensor, or LSTM's tuple (h, c); anything else raises below
+            state = (hx,) if len(self._state_names()) == 1 else hx
+            if type(state) is not tuple:
+                return None
         inputs = input if self.batch_first else input.transpose(0, 1)
-        result = native_call(self._bound_cell(0, 0), inputs)
+        result = native_call(self._bound_cell(0, 0), inputs, state)
         if result is None:
             return None
         outputs, *finals = result
