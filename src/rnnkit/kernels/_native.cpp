@@ -110,9 +110,11 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
     std::vector<Tensor> given(inputs.begin(), inputs.end());
     std::vector<Tensor> kept;
     variable_list results = run_forward(*recipe, given, &kept);
-    ctx->save_for_backward(given);  // inputs: version-checked when the backward reads them
-    ctx->saved_data["kept"] = kept;
+    // The inputs (version-checked when the backward reads them), then the forward's saved work.
+    given.insert(given.end(), kept.begin(), kept.end());
+    ctx->save_for_backward(given);
     ctx->saved_data["recipe"] = c10::IValue::make_capsule(recipe);
+    ctx->set_materialize_grads(false);  // an unused output's gradient is made below, if needed
     return results;
   }
 
@@ -120,17 +122,24 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
     auto holder = ctx->saved_data["recipe"].toCapsule();
     const Recipe& recipe = *static_cast<Recipe*>(holder.get());
     std::vector<Tensor> inputs = ctx->get_saved_variables();
-    std::vector<Tensor> kept = ctx->saved_data["kept"].toTensorVector();
+    std::vector<Tensor> kept(inputs.begin() + recipe.gradient_of.size(), inputs.end());
+    inputs.resize(recipe.gradient_of.size());
     // Edges count the tensors only: edge i is the i-th input tensor (x first).
     bool needs_x = ctx->needs_input_grad(0);
     const Part& part = recipe.backward[needs_x ? 1 : 0];
     std::vector<Tensor> incoming(grads.size()), copies(grads.size());
     for (size_t k = 0; k < part.sources.size(); ++k) {
       int64_t index = part.indices[k];
-      if (part.sources[k] == GRADIENT) {
-        incoming[index] = grads[index].contiguous();
-      } else if (part.sources[k] == GRADIENT_COPY) {  // the kernel writes into these
-        copies[index] = grads[index].clone(at::MemoryFormat::Contiguous);
+      const Tensor& grad = grads[index];
+      if (part.sources[k] != GRADIENT && part.sources[k] != GRADIENT_COPY) continue;
+      Tensor& target = part.sources[k] == GRADIENT ? incoming[index] : copies[index];
+      if (!grad.defined()) {  // an output that was not used: zeros
+        target = torch::zeros(recipe.forward.allocations[recipe.returned[index]],
+                              inputs[0].options());
+      } else if (part.sources[k] == GRADIENT) {
+        target = grad.contiguous();
+      } else {  // the kernel writes into these
+        target = grad.clone(at::MemoryFormat::Contiguous);
       }
     }
     std::vector<Tensor> allocated = part.allocate(inputs[0].options());
