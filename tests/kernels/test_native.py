@@ -125,11 +125,9 @@ def test_native_matches_torch_nn(cls, peer_cls, batch_first):
     [
         ({}, {"hx": "non-contiguous"}),
         ({}, {"lengths": True}),
-        ({"num_layers": 2}, {}),
-        ({"bidirectional": True}, {}),
         ({"proj_size": 3}, {}),
     ],
-    ids=["non-contiguous-hx", "lengths", "two-layers", "bidirectional", "proj_size"],
+    ids=["non-contiguous-hx", "lengths", "proj_size"],
 )
 def test_other_calls_take_the_python_path(options, call):
     torch.manual_seed(2)
@@ -146,6 +144,28 @@ def test_other_calls_take_the_python_path(options, call):
     output, _ = module(*args, **kwargs)
     assert NATIVE_NODE not in _node(output)
     assert output.grad_fn is not None
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+@pytest.mark.parametrize(("cls", "options"), [VARIANTS[0], VARIANTS[2], VARIANTS[4], VARIANTS[7]])
+def test_stacked_bidirectional_layers_run_natively_and_match_reference(cls, options, dropout):
+    """Each layer and direction of a stack is its own native call."""
+    torch.manual_seed(3)
+    kwargs = {"num_layers": 2, "bidirectional": True, "dropout": dropout, **options}
+    module, twin = _pair(cls, kwargs, torch.float64)
+    hx = _initial_state(cls, 3, 8, torch.float64, True)
+    hx = tuple(h.repeat(4, 1, 1) for h in hx) if isinstance(hx, tuple) else hx.repeat(4, 1, 1)
+    x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(4)
+    ours, h_n = _results(module, x, hx)
+    torch.manual_seed(4)  # the same dropout masks
+    theirs, _ = _results(twin, x, hx)
+    assert h_n.shape == (4, 3, 8)
+    assert "CatBackward" in _node(h_n)
+    nodes = [function.name() for function, _ in h_n.grad_fn.next_functions]
+    assert len(nodes) == 4 and all(NATIVE_NODE in name for name in nodes), nodes
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_sizes_past_the_allocation_limit_take_the_python_path():

@@ -238,11 +238,15 @@ class RNNBase(nn.Module):
         return self._format_output(outputs, finals, batch)
 
     @property
+    def _native_ready(self) -> bool:
+        """Whether the native call may run this module's layers (fused backend, the extension
+        loaded); each call still checks its input, states and weights."""
+        return self.backend != "reference" and native.available()
+
+    @property
     def _native_applies(self) -> bool:
-        """Whether the native call may run this module (one layer and direction, fused
-        backend, the extension loaded); each call still checks its input, states and weights."""
-        return (self.num_layers == 1 and not self.bidirectional and self.backend != "reference"
-                and native.available())
+        """Whether the whole forward may be one native call (one layer and direction)."""
+        return self.num_layers == 1 and not self.bidirectional and self._native_ready
 
     def _native_forward(self, input, hx):
         """The forward through :func:`rnnkit.kernels.fused.native_call`, or ``None`` when it does
@@ -322,13 +326,13 @@ class RNNBase(nn.Module):
         """All layers and directions from ``states`` (each ``(L*D, B, s)``, or ``None`` for
         zeros); returns ``(outputs (B, T, D*H_out), finals (L*D, B, s))``.
 
-        A single layer and direction adds no op to the graph beyond its kernel (no ``cat`` or
-        ``stack``; the kernel returns the finals as ``(1, B, s)``): at small sizes each op costs
-        as much again in the backward pass.
+        A single layer and direction adds no op to the graph beyond its kernel (no ``cat``; the
+        kernel returns the finals as ``(1, B, s)``): at small sizes each op costs as much again
+        in the backward pass.
         """
         if self.num_layers == 1 and not self.bidirectional:
             initial = None if states is None else tuple(state[0] for state in states)
-            return self._run_direction(0, 0, inputs, initial, mask, stacked=True)
+            return self._run_direction(0, 0, inputs, initial, mask)
         finals: list[tuple[torch.Tensor, ...]] = []
         layer_input = inputs  # (B, T, I)
         for layer in range(self.num_layers):
@@ -345,7 +349,7 @@ class RNNBase(nn.Module):
                 layer_input = torch.cat(direction_outputs, dim=-1)  # (B, T, D*H_out)
             if layer < self.num_layers - 1:
                 layer_input = self._between_layers(layer_input)
-        stacked = tuple(torch.stack(kind, dim=0) for kind in zip(*finals, strict=True))
+        stacked = tuple(torch.cat(kind, dim=0) for kind in zip(*finals, strict=True))
         return layer_input, stacked
 
     def _run_direction(
@@ -355,8 +359,12 @@ class RNNBase(nn.Module):
         inputs: torch.Tensor,
         state: tuple[torch.Tensor, ...] | None,
         mask: torch.Tensor | None,
-        stacked: bool = False,
     ):
+        """One layer and direction: ``(outputs (B, T, H_out), finals)``, each final ``(1, B, s)``.
+
+        Without a mask it is a native call where one applies
+        (:func:`~rnnkit.kernels.fused.native_call`), else :func:`run_sequence`.
+        """
         # The reverse pass flips the time axis and the mask together: a right-padded sequence
         # becomes left-padded, and masked steps hold the initial state, so each sequence is read
         # backwards from its own last real step.
@@ -364,6 +372,13 @@ class RNNBase(nn.Module):
         if reverse:
             inputs = inputs.flip(1)
             mask = None if mask is None else mask.flip(1)
+        result = None
+        if mask is None and self._native_ready:
+            given = None if state is None else tuple(s.unsqueeze(0) for s in state)
+            result = native_call(self._bound_cell(layer, direction), inputs, given)
+        if result is not None:
+            output, *final = result
+            return (output.flip(1) if reverse else output), tuple(final)
         output, final = run_sequence(
             self._bound_cell(layer, direction),
             inputs,
@@ -371,7 +386,7 @@ class RNNBase(nn.Module):
             mask=mask,
             zero_output_for_mask=True,
             backend=self.backend,
-            stacked=stacked,
+            stacked=True,
         )
         return (output.flip(1) if reverse else output), final
 
