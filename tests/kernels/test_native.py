@@ -63,6 +63,16 @@ def _results(module, x, hx=None):
     return [output, *states, *torch.autograd.grad(loss, tracked)], states[0]
 
 
+def _check_native_against(module, peer, x, hx=None, tolerance=1e-10):
+    """``module`` runs natively and matches ``peer`` (outputs, states, every gradient)."""
+    ours, h_n = _results(module, x, hx)
+    theirs, _ = _results(peer, x, hx)
+    assert NATIVE_NODE in _node(h_n)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
 def _initial_state(cls, batch, hidden, dtype, requires_grad):
     def tensor():
         return torch.randn(1, batch, hidden, dtype=dtype, requires_grad=requires_grad)
@@ -76,14 +86,8 @@ def _initial_state(cls, batch, hidden, dtype, requires_grad):
 def test_native_matches_reference(cls, options, dtype, x_grad):
     module, twin = _pair(cls, options, dtype)
     x = torch.randn(3, 5, 6, dtype=dtype, requires_grad=x_grad)
-    ours, h_n = _results(module, x)
-    theirs, twin_h_n = _results(twin, x)
-    assert NATIVE_NODE in _node(h_n)
-    assert NATIVE_NODE not in _node(twin_h_n)
-    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
-    for a, b in zip(ours, theirs, strict=True):
-        assert a.shape == b.shape
-        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+    assert NATIVE_NODE not in _node(twin(x)[0])
+    _check_native_against(module, twin, x, tolerance=1e-10 if dtype == torch.float64 else 1e-4)
 
 
 @pytest.mark.parametrize("state_grad", [False, True])
@@ -91,12 +95,7 @@ def test_native_matches_reference(cls, options, dtype, x_grad):
 def test_native_with_initial_states_matches_reference(cls, options, state_grad):
     module, twin = _pair(cls, options, torch.float64)
     x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
-    hx = _initial_state(cls, 3, 8, torch.float64, state_grad)
-    ours, h_n = _results(module, x, hx)
-    theirs, _ = _results(twin, x, hx)
-    assert NATIVE_NODE in _node(h_n)
-    for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    _check_native_against(module, twin, x, _initial_state(cls, 3, 8, torch.float64, state_grad))
 
 
 PEERS = [(rnnkit.nn.RNN, torch.nn.RNN), (rnnkit.nn.GRU, torch.nn.GRU),
@@ -112,12 +111,7 @@ def test_native_matches_torch_nn(cls, peer_cls, batch_first):
     peer.load_state_dict(module.state_dict())
     shape = (4, 6, 5) if batch_first else (6, 4, 5)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    hx = _initial_state(cls, 4, 7, torch.float64, True)
-    ours, h_n = _results(module, x, hx)
-    theirs, _ = _results(peer, x, hx)
-    assert NATIVE_NODE in _node(h_n)
-    for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    _check_native_against(module, peer, x, _initial_state(cls, 4, 7, torch.float64, True))
 
 
 @pytest.mark.parametrize(

@@ -140,16 +140,21 @@ def _state_gradients(count: int, with_state: bool) -> list:
     return [(-2 - k, 0) for k in range(1, 1 + count)] if with_state else []
 
 
-def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
+def _one_state_recipe(kernel, batch, steps, with_state, scalars, saved_shapes, work_shapes):
+    """SimpleRNN's and GRU's recipe, which differ only in their scalars, saved arrays and work
+    arrays. Forward arrays: ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final,
+    *saved``; backward: ``d_outputs, d_h, *saved, w_ih, w_hh, keep, recurrent, need, *work,
+    d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh``, ``work_shapes(with_x)`` giving the work arrays.
+    ``scalars`` is ``(forward, backward)``."""
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
-    hidden, features = w_ih.shape
+    width, features = w_ih.shape
+    hidden = w_hh.shape[1]
     dtype = NUMPY_DTYPES[kernel.dtype]
-    act = kernel.codes[0]
     keep = np.ones((batch, steps), np.bool_)
     no_mask = np.empty((0, 0), dtype)
-    weight_shapes = ((hidden, features), (hidden, hidden), (hidden,), (hidden,))
+    weight_shapes = ((width, features), (width, hidden), (width,), (width,))
 
-    forward = Arguments([0, act])
+    forward = Arguments(scalars[0])
     forward.tensor(INPUT, 0, (batch, steps, features))
     _initial_states(forward, kernel, batch, (hidden,), with_state)
     _weights(forward, kernel, weight_shapes)
@@ -157,13 +162,12 @@ def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
     forward.constant(no_mask)
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate((1, batch, hidden), (batch, hidden))
-    saved_shapes = ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
-                    (0, batch, hidden))
     saved = [forward.allocate(shape) for shape in saved_shapes]
 
+    has_bias = b_ih is not None
     backwards = []
     for with_x in (False, True):
-        backward = Arguments([0, act])
+        backward = Arguments(scalars[1])
         backward.tensor(GRADIENT, 0, (batch, steps, hidden))
         backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
         for index, shape in enumerate(saved_shapes):
@@ -172,22 +176,33 @@ def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
         backward.tensor(INPUT, 2, weight_shapes[1])
         backward.constant(keep)
         backward.constant(no_mask)
-        has_bias = b_ih is not None
         backward.constant(np.array([with_x, True, True, has_bias, has_bias]))
-        rows = batch * steps
-        backward.allocate((steps, batch, hidden))  # d_pre
-        backward.allocate((rows, features + hidden))  # both
-        backward.allocate((hidden, features + hidden))  # result
-        backward.allocate((steps if with_x else 0, batch, features))  # d_x_t
-        backward.allocate((batch if with_x else 0, steps, features))  # d_x: allocation 4
+        for shape in work_shapes(with_x):
+            backward.allocate(shape)
+        backward.allocate((batch if with_x else 0, steps, features))  # d_x
         for shape in weight_shapes[:2]:
             backward.allocate(shape)
         for shape in weight_shapes[2:]:
             backward.allocate(shape if has_bias else (0,))
         backwards.append(backward)
-    gradients = [(4, 0), (5, 0), (6, 0)] + ([(7, 0), (8, 0)] if b_ih is not None else [])
+    d_x = len(work_shapes(False))  # the allocation of x's gradient; the weights' follow
+    gradients = [(d_x + k, 0) for k in range(5 if has_bias else 3)]
     gradients += _state_gradients(1, with_state)
     return forward, backwards, (outputs, h_final), saved, gradients
+
+
+def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
+    hidden, features = kernel.tensors[0].shape
+    scalars = [0, kernel.codes[0]]  # zero_output, act
+    saved_shapes = ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
+                    (0, batch, hidden))
+
+    def work_shapes(with_x):  # d_pre, both, result, d_x_t
+        return ((steps, batch, hidden), (batch * steps, features + hidden),
+                (hidden, features + hidden), (steps if with_x else 0, batch, features))
+
+    return _one_state_recipe(kernel, batch, steps, with_state, (scalars, scalars), saved_shapes,
+                             work_shapes)
 
 
 # -- GRU ----------------------------------------------------------------------------------------
@@ -231,56 +246,22 @@ def gru_backward_entry(a, like):
 
 
 def gru_recipe(kernel, batch: int, steps: int, with_state: bool):
-    w_ih, w_hh, b_ih, b_hh = kernel.tensors
-    three_h, features = w_ih.shape
+    three_h, features = kernel.tensors[0].shape
     hidden = three_h // 3
     reset_after = bool(kernel.spec.reset_after)
     width = three_h if reset_after else 2 * hidden  # the rows of the first step GEMM's matrix
-    dtype = NUMPY_DTYPES[kernel.dtype]
     act, rec_act = kernel.codes
-    keep = np.ones((batch, steps), np.bool_)
-    no_mask = np.empty((0, 0), dtype)
-    weight_shapes = ((three_h, features), (three_h, hidden), (three_h,), (three_h,))
-
-    scalars = [0, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
-    forward = Arguments(scalars)
-    forward.tensor(INPUT, 0, (batch, steps, features))
-    _initial_states(forward, kernel, batch, (hidden,), with_state)
-    _weights(forward, kernel, weight_shapes)
-    forward.constant(keep)
-    forward.constant(no_mask)
-    outputs = forward.allocate((batch, steps, hidden))
-    h_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    forward_scalars = [0, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
+    backward_scalars = [0, act, rec_act, reset_after, column_blocks(batch, width, hidden)]
     saved_shapes = ((steps, batch, features), (steps, batch, three_h), (steps, batch, hidden),
                     (steps + 1, batch, hidden), (0, batch, hidden))
-    saved = [forward.allocate(shape) for shape in saved_shapes]
 
-    has_bias = b_ih is not None
-    scalars[4] = column_blocks(batch, width, hidden)
-    backwards = []
-    for with_x in (False, True):
-        backward = Arguments(scalars)
-        backward.tensor(GRADIENT, 0, (batch, steps, hidden))
-        backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
-        for index, shape in enumerate(saved_shapes):
-            backward.tensor(SAVED, index, shape)
-        backward.tensor(INPUT, 1, weight_shapes[0])
-        backward.tensor(INPUT, 2, weight_shapes[1])
-        backward.constant(keep)
-        backward.constant(no_mask)
-        backward.constant(np.array([with_x, True, True, has_bias, has_bias]))
-        backward.allocate((steps, batch, three_h))  # d_pre
-        backward.allocate((steps, batch, width))  # d_proj
-        backward.allocate((steps if with_x else 0, batch, features))  # d_x_t
-        backward.allocate((batch if with_x else 0, steps, features))  # d_x: allocation 3
-        for shape in weight_shapes[:2]:
-            backward.allocate(shape)
-        for shape in weight_shapes[2:]:
-            backward.allocate(shape if has_bias else (0,))
-        backwards.append(backward)
-    gradients = [(3, 0), (4, 0), (5, 0)] + ([(6, 0), (7, 0)] if has_bias else [])
-    gradients += _state_gradients(1, with_state)
-    return forward, backwards, (outputs, h_final), saved, gradients
+    def work_shapes(with_x):  # d_pre, d_proj, d_x_t
+        return ((steps, batch, three_h), (steps, batch, width),
+                (steps if with_x else 0, batch, features))
+
+    return _one_state_recipe(kernel, batch, steps, with_state,
+                             (forward_scalars, backward_scalars), saved_shapes, work_shapes)
 
 
 # -- LSTM (plain, peephole, layer norm; no projection) --------------------------------------
