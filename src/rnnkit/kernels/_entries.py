@@ -125,7 +125,7 @@ def _weights(arguments: Arguments, kernel, shapes, skip=()) -> None:
 
 def _initial_states(arguments: Arguments, kernel, batch: int, sizes, with_state: bool) -> None:
     """The initial states: per call from the inputs that follow the weights (seen as
-    ``(B, size)``; the call gives them ``(1, B, size)``), or zeros."""
+    ``(B, size)``; the call gives them in the final states' shape), or zeros."""
     first = 1 + len(kernel.weights)
     for k, size in enumerate(sizes):
         if with_state:
@@ -134,18 +134,25 @@ def _initial_states(arguments: Arguments, kernel, batch: int, sizes, with_state:
             arguments.constant(np.zeros((batch, size), NUMPY_DTYPES[kernel.dtype]))
 
 
+def _final_shape(batch: int, size: int, stacked: bool) -> tuple[int, ...]:
+    """A final state's shape: ``(1, B, s)`` (torch.nn's ``h_n`` of one layer) or ``(B, s)``."""
+    return (1, batch, size) if stacked else (batch, size)
+
+
 def _state_gradients(count: int, with_state: bool) -> list:
     """The initial states' gradients: the kernels leave them in the copies of the final states'
     incoming gradients (incoming gradients 1, 2, ...), which the C++ side names ``-2 - k``."""
     return [(-2 - k, 0) for k in range(1, 1 + count)] if with_state else []
 
 
-def _one_state_recipe(kernel, batch, steps, with_state, scalars, saved_shapes, work_shapes):
+def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_shapes,
+                      work_shapes):
     """SimpleRNN's and GRU's recipe, which differ only in their scalars, saved arrays and work
     arrays. Forward arrays: ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final,
     *saved``; backward: ``d_outputs, d_h, *saved, w_ih, w_hh, keep, recurrent, need, *work,
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh``, ``work_shapes(with_x)`` giving the work arrays.
-    ``scalars`` is ``(forward, backward)``."""
+    ``scalars`` is ``(forward, backward)``. The final state is ``(1, B, H)`` if ``stacked``, else
+    ``(B, H)``, and a given initial state has the same shape."""
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
     width, features = w_ih.shape
     hidden = w_hh.shape[1]
@@ -161,10 +168,10 @@ def _one_state_recipe(kernel, batch, steps, with_state, scalars, saved_shapes, w
     forward.constant(keep)
     forward.constant(no_mask)
     outputs = forward.allocate((batch, steps, hidden))
-    h_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     saved = [forward.allocate(shape) for shape in saved_shapes]
 
-    has_bias = b_ih is not None
+    has_ih, has_hh = b_ih is not None, b_hh is not None  # Keras cells have b_ih alone
     backwards = []
     for with_x in (False, True):
         backward = Arguments(scalars[1])
@@ -176,22 +183,23 @@ def _one_state_recipe(kernel, batch, steps, with_state, scalars, saved_shapes, w
         backward.tensor(INPUT, 2, weight_shapes[1])
         backward.constant(keep)
         backward.constant(no_mask)
-        backward.constant(np.array([with_x, True, True, has_bias, has_bias]))
+        backward.constant(np.array([with_x, True, True, has_ih, has_hh]))
         for shape in work_shapes(with_x):
             backward.allocate(shape)
         backward.allocate((batch if with_x else 0, steps, features))  # d_x
         for shape in weight_shapes[:2]:
             backward.allocate(shape)
-        for shape in weight_shapes[2:]:
-            backward.allocate(shape if has_bias else (0,))
+        backward.allocate(weight_shapes[2] if has_ih else (0,))
+        backward.allocate(weight_shapes[3] if has_hh else (0,))
         backwards.append(backward)
     d_x = len(work_shapes(False))  # the allocation of x's gradient; the weights' follow
-    gradients = [(d_x + k, 0) for k in range(5 if has_bias else 3)]
+    present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
+    gradients = [(d_x + k, 0) for k in range(5) if present[k]]
     gradients += _state_gradients(1, with_state)
     return forward, backwards, (outputs, h_final), saved, gradients
 
 
-def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
+def rnn_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     hidden, features = kernel.tensors[0].shape
     scalars = [0, kernel.codes[0]]  # zero_output, act
     saved_shapes = ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
@@ -201,8 +209,8 @@ def rnn_recipe(kernel, batch: int, steps: int, with_state: bool):
         return ((steps, batch, hidden), (batch * steps, features + hidden),
                 (hidden, features + hidden), (steps if with_x else 0, batch, features))
 
-    return _one_state_recipe(kernel, batch, steps, with_state, (scalars, scalars), saved_shapes,
-                             work_shapes)
+    return _one_state_recipe(kernel, batch, steps, with_state, stacked, (scalars, scalars),
+                             saved_shapes, work_shapes)
 
 
 # -- GRU ----------------------------------------------------------------------------------------
@@ -245,7 +253,7 @@ def gru_backward_entry(a, like):
                  array2(a, 17, like), array1(a, 18, like), array1(a, 19, like))
 
 
-def gru_recipe(kernel, batch: int, steps: int, with_state: bool):
+def gru_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     three_h, features = kernel.tensors[0].shape
     hidden = three_h // 3
     reset_after = bool(kernel.spec.reset_after)
@@ -260,7 +268,7 @@ def gru_recipe(kernel, batch: int, steps: int, with_state: bool):
         return ((steps, batch, three_h), (steps, batch, width),
                 (steps if with_x else 0, batch, features))
 
-    return _one_state_recipe(kernel, batch, steps, with_state,
+    return _one_state_recipe(kernel, batch, steps, with_state, stacked,
                              (forward_scalars, backward_scalars), saved_shapes, work_shapes)
 
 
@@ -309,7 +317,7 @@ def lstm_backward_entry(a, like):
                   array2(a, 21, like), array2(a, 22, like), array2(a, 23, like))
 
 
-def lstm_recipe(kernel, batch: int, steps: int, with_state: bool):
+def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     spec = kernel.spec
     w_ih, w_hh, b_ih, b_hh, _, peep, *ln = kernel.tensors
     four_h, features = w_ih.shape
@@ -333,16 +341,16 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool):
     forward.constant(keep)
     forward.constant(no_mask)
     outputs = forward.allocate((batch, steps, hidden))
-    h_final = forward.allocate((1, batch, hidden), (batch, hidden))
-    c_final = forward.allocate((1, batch, hidden), (batch, hidden))
+    h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
+    c_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     saved = forward.allocate((size,))
     forward.constant(layout)
 
-    has_bias = b_ih is not None
+    has_ih, has_hh = b_ih is not None, b_hh is not None  # Keras cells have b_ih alone
     weights_present = [t is not None for t in kernel.tensors]
     backwards = []
     for with_x in (False, True):
-        needs = (with_x, False, False, True, True, has_bias, has_bias, False,
+        needs = (with_x, False, False, True, True, has_ih, has_hh, False,
                  *weights_present[5:])
         shapes, need, work_size, work_layout, minor_b, blocks_b = lstm_arrays._backward_shape(
             batch, steps, features, hidden, hidden, norm, False, needs)
@@ -372,9 +380,7 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool):
         backward.allocate((3, hidden) if peep is not None else (0, 0))  # d_peep: 7
         backward.allocate((6, four_h))  # d_ln: 8
         backwards.append(backward)
-    gradients = [(1, 0), (2, 0), (3, 0)]
-    if has_bias:
-        gradients += [(4, 0), (5, 0)]
+    gradients = [(1, 0), (2, 0), (3, 0)] + [(4, 0)] * has_ih + [(5, 0)] * has_hh
     if peep is not None:
         gradients.append((7, 0))
     if ln[0] is not None:
@@ -452,17 +458,19 @@ def entry_addresses(family: str, dtype) -> tuple[int, int]:
     return tuple(cfunc(SIGNATURE, cache=True)(f).address for f in ENTRIES[family, dtype])
 
 
-def recipe(kernel, batch: int, steps: int, with_state: bool = False):
+def recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     """The native recipe of ``kernel``'s plain call at ``batch`` and ``steps``, from initial
-    states given as inputs (``with_state``) or zeros; ``None`` when the native call does not
-    cover it (family or option without an entry, too large)."""
+    states given as inputs (``with_state``) or zeros, with final states ``(1, B, s)``
+    (``stacked``) or ``(B, s)``; ``None`` when the native call does not cover it (family or
+    option without an entry, too large)."""
     name = kernel.spec.family
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
         return None
     if name == "lstm" and kernel.spec.proj_size:
         return None
-    forward, backwards, returned, saved, gradients = builder(kernel, batch, steps, with_state)
+    forward, backwards, returned, saved, gradients = builder(kernel, batch, steps, with_state,
+                                                             stacked)
     itemsize = np.dtype(NUMPY_DTYPES[kernel.dtype]).itemsize
     if max(part.nbytes(itemsize) for part in (forward, *backwards)) > native.MAX_ALLOCATION_BYTES:
         return None

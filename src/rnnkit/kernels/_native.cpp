@@ -175,8 +175,9 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
       }
       variable_list wrapped =
           torch::autograd::DelayedError(
-              "rnnkit's fused kernels are not twice differentiable; run the layer with "
-              "backend='reference' for higher-order gradients",
+              "trying to differentiate twice rnnkit's fused kernels, whose backward is "
+              "once_differentiable; run the layer with backend='reference' for higher-order "
+              "gradients",
               static_cast<int>(defined.size()))
               .apply(std::move(defined));
       size_t k = 0;
@@ -191,7 +192,9 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
 // Runs `recipe` on `inputs` (x first, then the weights it tracks), through autograd when grad
 // mode is on and an input requires grad.
 std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
-  TORCH_CHECK(!inputs.empty(), "inputs: expected x and the weights");
+  TORCH_CHECK(inputs.size() == recipe->gradient_of.size(), "inputs: the recipe takes ",
+              recipe->gradient_of.size(), " tensors (x, the weights, the states), got ",
+              inputs.size());
   if (!inputs[0].is_contiguous()) inputs[0] = inputs[0].contiguous();
   bool tracked = false;
   if (torch::autograd::GradMode::is_enabled()) {

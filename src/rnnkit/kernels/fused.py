@@ -132,31 +132,16 @@ def select(cell, inputs: torch.Tensor):
 
 def native_call(cell: BoundCell, inputs: torch.Tensor, state=None):
     """``(outputs (B, T, O), *finals (1, B, s))`` of ``cell``'s plain call on ``inputs (B, T, I)``
-    from ``state`` (a tuple of ``(1, B, s)`` tensors, or ``None`` for zeros), through the native
-    call (:mod:`rnnkit.kernels.native`); ``None`` when it does not apply (no build, another dtype
-    or device, non-contiguous weights or states, a size or option it does not cover), and the
-    caller runs :func:`~rnnkit.kernels.dispatch.run_sequence`.
+    from ``state`` (``(1, B, s)`` or ``(B, s)`` tensors, or ``None`` for zeros), through the
+    native call (:meth:`BoundKernel.native_run`); ``None`` when it does not apply, and the caller
+    runs :func:`~rnnkit.kernels.dispatch.run_sequence`.
     """
     if inputs.dim() != 3 or 0 in inputs.shape:
         return None
     kernel = _cached_kernel(cell, inputs)
-    if kernel is None or not kernel.views:
+    if kernel is None:
         return None
-    batch = inputs.shape[0]
-    if state is not None:
-        sizes = cell.state_size
-        if len(state) != len(sizes) or not all(
-            type(s) is torch.Tensor and s.shape == (1, batch, size) and s.dtype == inputs.dtype
-            and s.device.type == "cpu" and s.is_contiguous()
-            for s, size in zip(state, sizes)
-        ):
-            return None
-    recipe = kernel.native(batch, inputs.shape[1], state is not None)
-    if recipe is None:
-        return None
-    if state is None:
-        return native.extension().run(recipe, [inputs, *kernel.weights])
-    return native.extension().run(recipe, [inputs, *kernel.weights, *state])
+    return kernel.native_run(inputs, state, True, cell.state_size)
 
 
 def _keeps_its_definition(cell) -> bool:
@@ -282,18 +267,50 @@ class BoundKernel:
         kernel.plans, kernel.zeros, kernel.recipes = self.plans, self.zeros, self.recipes
         return kernel
 
-    def native(self, batch: int, steps: int, with_state: bool = False):
+    def native(self, batch: int, steps: int, with_state: bool, stacked: bool):
         """The native recipe of a plain call at these sizes (kept), or ``None`` (see
         :func:`rnnkit.kernels._entries.recipe`)."""
-        key = (batch, steps, with_state, torch.get_num_threads())
+        key = (batch, steps, with_state, stacked, torch.get_num_threads())
         try:
             return self.recipes[key]
         except KeyError:
             pass
         if len(self.recipes) >= MAX_PLANS:
             self.recipes.clear()
-        made = self.recipes[key] = _entries.recipe(self, batch, steps, with_state)
+        made = self.recipes[key] = _entries.recipe(self, batch, steps, with_state, stacked)
         return made
+
+    def native_run(self, inputs: torch.Tensor, state, stacked: bool, sizes):
+        """``(outputs, *finals)`` of a call without masks through the native call
+        (:mod:`rnnkit.kernels.native`): finals ``(1, B, s)`` if ``stacked``, else ``(B, s)``.
+        ``state`` is ``None`` (zeros) or a tuple of contiguous ``(B, s)`` or ``(1, B, s)``
+        tensors of the inputs' dtype on the CPU (``sizes`` gives each ``s``). ``None`` when the
+        native call does not apply: no build, non-contiguous weights, other states, or a size or
+        option it does not cover."""
+        extension = native.extension()
+        if extension is None or not self.views:
+            return None
+        batch = inputs.shape[0]
+        if state is not None:
+            if len(state) != len(sizes):
+                return None
+            given = []
+            for tensor, size in zip(state, sizes):
+                if not (type(tensor) is torch.Tensor and tensor.shape[-2:] == (batch, size)
+                        and tensor.dim() <= 3 and tensor.numel() == batch * size
+                        and tensor.dtype == inputs.dtype and tensor.device.type == "cpu"
+                        and tensor.is_contiguous()):
+                    return None
+                if tensor.dim() != (3 if stacked else 2):  # the finals' shape, as recipes take
+                    tensor = tensor.view((1, batch, size) if stacked else (batch, size))
+                given.append(tensor)
+            state = given
+        recipe = self.native(batch, inputs.shape[1], state is not None, stacked)
+        if recipe is None:
+            return None
+        if state is None:
+            return extension.run(recipe, [inputs, *self.weights])
+        return extension.run(recipe, [inputs, *self.weights, *state])
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
         """The call's :class:`Plan`; without masks it depends on the shapes alone and is kept."""
@@ -336,6 +353,11 @@ class BoundKernel:
         sizes = cell.state_size
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+        if mask is None and recurrent_mask is None:
+            result = self.native_run(inputs, state, stacked, sizes)
+            if result is not None:
+                outputs, *finals = result
+                return outputs, tuple(finals)
         if (state is not None or mask is not None or recurrent_mask is not None) and not (
             run_inputs_fit(inputs, state, sizes, mask, recurrent_mask)
         ):

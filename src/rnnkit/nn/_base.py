@@ -238,15 +238,12 @@ class RNNBase(nn.Module):
         return self._format_output(outputs, finals, batch)
 
     @property
-    def _native_ready(self) -> bool:
-        """Whether the native call may run this module's layers (fused backend, the extension
-        loaded); each call still checks its input, states and weights."""
-        return self.backend != "reference" and native.available()
-
-    @property
     def _native_applies(self) -> bool:
-        """Whether the whole forward may be one native call (one layer and direction)."""
-        return self.num_layers == 1 and not self.bidirectional and self._native_ready
+        """Whether the whole forward may be one native call (one layer and direction, fused
+        backend, the extension loaded); each call still checks its input, states and weights.
+        Other modules' layers reach the native call through :func:`run_sequence`."""
+        return (self.num_layers == 1 and not self.bidirectional and self.backend != "reference"
+                and native.available())
 
     def _native_forward(self, input, hx):
         """The forward through :func:`rnnkit.kernels.fused.native_call`, or ``None`` when it does
@@ -360,11 +357,9 @@ class RNNBase(nn.Module):
         state: tuple[torch.Tensor, ...] | None,
         mask: torch.Tensor | None,
     ):
-        """One layer and direction: ``(outputs (B, T, H_out), finals)``, each final ``(1, B, s)``.
-
-        Without a mask it is a native call where one applies
-        (:func:`~rnnkit.kernels.fused.native_call`), else :func:`run_sequence`.
-        """
+        """One layer and direction: ``(outputs (B, T, H_out), finals)``, each final ``(1, B, s)``
+        (without a mask a native call where one applies; see
+        :meth:`rnnkit.kernels.fused.BoundKernel.native_run`)."""
         # The reverse pass flips the time axis and the mask together: a right-padded sequence
         # becomes left-padded, and masked steps hold the initial state, so each sequence is read
         # backwards from its own last real step.
@@ -372,13 +367,6 @@ class RNNBase(nn.Module):
         if reverse:
             inputs = inputs.flip(1)
             mask = None if mask is None else mask.flip(1)
-        result = None
-        if mask is None and self._native_ready:
-            given = None if state is None else tuple(s.unsqueeze(0) for s in state)
-            result = native_call(self._bound_cell(layer, direction), inputs, given)
-        if result is not None:
-            output, *final = result
-            return (output.flip(1) if reverse else output), tuple(final)
         output, final = run_sequence(
             self._bound_cell(layer, direction),
             inputs,
