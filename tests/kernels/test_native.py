@@ -285,3 +285,24 @@ def test_keras_face_layers_run_natively_and_match_reference(family):
     assert NATIVE_NODE not in _node(results[1][1])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_threads_running_native_calls_at_once_get_their_own_results():
+    """The native call releases the GIL: calls from two threads overlap and must not share
+    buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(6)
+    module = rnnkit.nn.GRU(8, 16, batch_first=True)
+    inputs = [torch.randn(4, 30, 8) for _ in range(8)]
+    expected = [module(x)[0].detach() for x in inputs]
+
+    def run(x):
+        output, _ = module(x)
+        assert NATIVE_NODE in _node(output)
+        return output.detach()
+
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(5):
+            for ours, theirs in zip(pool.map(run, inputs), expected, strict=True):
+                torch.testing.assert_close(ours, theirs, rtol=0, atol=0)

@@ -231,7 +231,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("gradient_offset", &Recipe::gradient_offset)
       .def_readwrite("constants", &Recipe::constants)
       .def_readwrite("threads", &Recipe::threads);
-  m.def("run", &run, "Run a recipe on (x, *weights); returns its returned tensors");
+  // No Python object is touched between the arguments' conversion and the results': the GIL is
+  // released, as torch's own ops release it, so other Python threads run meanwhile.
+  m.def("run", &run, "Run a recipe on (x, *weights, *states); returns its returned tensors",
+        py::call_guard<py::gil_scoped_release>());
   m.def("set_blas_threads_functions", [](int64_t get, int64_t set) {
     get_blas_threads = reinterpret_cast<GetThreads>(get);
     set_blas_threads = reinterpret_cast<SetThreads>(set);
