@@ -16,6 +16,11 @@ Each family module (:mod:`~rnnkit.kernels.lstm`, :mod:`~rnnkit.kernels.gru`,
 A :class:`BoundCell`'s spec and tensor objects are fixed, so its decision and its weights' arrays
 are kept in ``cell.kernel_cache`` and reused while every tensor keeps its dtype, device, shape,
 strides, storage and version (in-place updates such as an optimizer step bump the version).
+
+A call without masks first tries the native call (:meth:`BoundKernel.native_run`,
+:mod:`rnnkit.kernels.native`): the same loops behind one C++ autograd function, with no Python
+between. The ``autograd.Function`` here runs everything else: masks, recurrent dropout, sizes past
+the native call's limit, processes without its build.
 """
 
 from __future__ import annotations
