@@ -306,3 +306,20 @@ def test_threads_running_native_calls_at_once_get_their_own_results():
         for _ in range(5):
             for ours, theirs in zip(pool.map(run, inputs), expected, strict=True):
                 torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("cls", "options"), VARIANTS)
+def test_without_the_build_the_python_path_gives_the_same_results(cls, options, monkeypatch):
+    """Where the native call is not built (or past its limit), calls without masks take the
+    Python autograd.Function: it must match the native call exactly as it did before."""
+    module, twin = _pair(cls, options, torch.float64)
+    x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    hx = _initial_state(cls, 3, 8, torch.float64, True)
+    native_results, h_n = _results(module, x, hx)
+    assert NATIVE_NODE in _node(h_n)
+    monkeypatch.setattr(native, "extension", lambda: None)
+    assert not native.available()
+    python_results, python_h_n = _results(module, x, hx)
+    assert "FusedSequenceBackward" in _node(python_h_n)
+    for a, b in zip(native_results, python_results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
