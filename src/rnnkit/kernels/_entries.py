@@ -9,7 +9,7 @@ argument by argument, so they sit side by side here. Each is wrapped as a numba 
 dtype on first use (compiled once, then loaded from numba's cache).
 
 A recipe covers the plain call: initial states given or zeros, no mask or recurrent dropout, and
-for the LSTM no projection.
+for the LSTM no projection (a builder returns ``None`` for what it does not cover).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import numpy as np
 from numba import carray, cfunc, types
 
 from rnnkit.cells.base import GATES
+from rnnkit.kernels import gru as gru_arrays
 from rnnkit.kernels import lstm as lstm_arrays
 from rnnkit.kernels import native
+from rnnkit.kernels import rnn as rnn_arrays
 from rnnkit.kernels._common import NUMPY_DTYPES, gemm_threads
 from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
 from rnnkit.kernels._numba import jit
@@ -146,13 +148,14 @@ def _state_gradients(count: int, with_state: bool) -> list:
 
 
 def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_shapes,
-                      work_shapes):
+                      backward_shape):
     """SimpleRNN's and GRU's recipe, which differ only in their scalars, saved arrays and work
     arrays. Forward arrays: ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final,
     *saved``; backward: ``d_outputs, d_h, *saved, w_ih, w_hh, keep, recurrent, need, *work,
-    d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh``, ``work_shapes(with_x)`` giving the work arrays.
-    ``scalars`` is ``(forward, backward)``. The final state is ``(1, B, H)`` if ``stacked``, else
-    ``(B, H)``, and a given initial state has the same shape."""
+    d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh``. ``saved_shapes`` and ``backward_shape(needs) ->
+    (gradient shapes, need, work shapes)`` are the family module's, which allocates the same
+    arrays on the Python path. ``scalars`` is ``(forward, backward)``. The final state is
+    ``(1, B, H)`` if ``stacked``, else ``(B, H)``, and a given initial state has the same shape."""
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
     width, features = w_ih.shape
     hidden = w_hh.shape[1]
@@ -183,16 +186,15 @@ def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_
         backward.tensor(INPUT, 2, weight_shapes[1])
         backward.constant(keep)
         backward.constant(no_mask)
-        backward.constant(np.array([with_x, True, True, has_ih, has_hh]))
-        for shape in work_shapes(with_x):
+        # The gradients of (x, h0, w_ih, w_hh, b_ih, b_hh); h0's is always computed.
+        gradient_shapes, need, work = backward_shape((with_x, False, True, True, has_ih, has_hh))
+        backward.constant(need)
+        for shape in work:
             backward.allocate(shape)
-        backward.allocate((batch if with_x else 0, steps, features))  # d_x
-        for shape in weight_shapes[:2]:
-            backward.allocate(shape)
-        backward.allocate(weight_shapes[2] if has_ih else (0,))
-        backward.allocate(weight_shapes[3] if has_hh else (0,))
+        for shape in gradient_shapes:  # d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+            backward.allocate(shape if isinstance(shape, tuple) else (shape,))
         backwards.append(backward)
-    d_x = len(work_shapes(False))  # the allocation of x's gradient; the weights' follow
+    d_x = len(work)  # the allocation of x's gradient; the weights' follow
     present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
     gradients = [(d_x + k, 0) for k in range(5) if present[k]]
     gradients += _state_gradients(1, with_state)
@@ -202,15 +204,13 @@ def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_
 def rnn_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     hidden, features = kernel.tensors[0].shape
     scalars = [0, kernel.codes[0]]  # zero_output, act
-    saved_shapes = ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
-                    (0, batch, hidden))
 
-    def work_shapes(with_x):  # d_pre, both, result, d_x_t
-        return ((steps, batch, hidden), (batch * steps, features + hidden),
-                (hidden, features + hidden), (steps if with_x else 0, batch, features))
+    def backward_shape(needs):
+        return rnn_arrays._backward_shape(batch, steps, features, hidden, needs)
 
     return _one_state_recipe(kernel, batch, steps, with_state, stacked, (scalars, scalars),
-                             saved_shapes, work_shapes)
+                             rnn_arrays.saved_shapes(batch, steps, features, hidden, False),
+                             backward_shape)
 
 
 # -- GRU ----------------------------------------------------------------------------------------
@@ -261,15 +261,14 @@ def gru_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     act, rec_act = kernel.codes
     forward_scalars = [0, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
     backward_scalars = [0, act, rec_act, reset_after, column_blocks(batch, width, hidden)]
-    saved_shapes = ((steps, batch, features), (steps, batch, three_h), (steps, batch, hidden),
-                    (steps + 1, batch, hidden), (0, batch, hidden))
 
-    def work_shapes(with_x):  # d_pre, d_proj, d_x_t
-        return ((steps, batch, three_h), (steps, batch, width),
-                (steps if with_x else 0, batch, features))
+    def backward_shape(needs):
+        return gru_arrays._backward_shape(batch, steps, features, hidden, width, needs)[:3]
 
     return _one_state_recipe(kernel, batch, steps, with_state, stacked,
-                             (forward_scalars, backward_scalars), saved_shapes, work_shapes)
+                             (forward_scalars, backward_scalars),
+                             gru_arrays.saved_shapes(batch, steps, features, hidden, False),
+                             backward_shape)
 
 
 # -- LSTM (plain, peephole, layer norm; no projection) --------------------------------------
@@ -319,6 +318,8 @@ def lstm_backward_entry(a, like):
 
 def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     spec = kernel.spec
+    if spec.proj_size:
+        return None  # no entry passes W_hr yet
     w_ih, w_hh, b_ih, b_hh, _, peep, *ln = kernel.tensors
     four_h, features = w_ih.shape
     hidden = four_h // 4
@@ -467,10 +468,10 @@ def recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
         return None
-    if name == "lstm" and kernel.spec.proj_size:
+    built = builder(kernel, batch, steps, with_state, stacked)
+    if built is None:
         return None
-    forward, backwards, returned, saved, gradients = builder(kernel, batch, steps, with_state,
-                                                             stacked)
+    forward, backwards, returned, saved, gradients = built
     itemsize = np.dtype(NUMPY_DTYPES[kernel.dtype]).itemsize
     if max(part.nbytes(itemsize) for part in (forward, *backwards)) > native.MAX_ALLOCATION_BYTES:
         return None

@@ -10,8 +10,6 @@
 #include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/extension.h>
 
-#include <cstring>
-
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;

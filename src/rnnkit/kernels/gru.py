@@ -298,6 +298,13 @@ def _recurrent_blocks(weight_hh: np.ndarray, reset_after: bool):
     return weight_hh[: 2 * hidden], weight_hh[2 * hidden :]
 
 
+def saved_shapes(batch, steps, features, hidden, masked) -> tuple:
+    """The shapes of the forward's saved arrays ``x_t, gates, aux, h_all, h_rec_all`` (see
+    :func:`gru_forward`; ``h_rec_all`` is empty without a recurrent mask)."""
+    return ((steps, batch, features), (steps, batch, 3 * hidden), (steps, batch, hidden),
+            (steps + 1, batch, hidden), (steps if masked else 0, batch, hidden))
+
+
 def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     """Run the compiled forward (on the caller's BLAS threads); returns ``(outputs, h_T, saved,
     blocks)`` as arrays."""
@@ -309,13 +316,8 @@ def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     first_t_blocks = split_columns(first_t, column_blocks(batch, hidden, first_t.shape[1]))
     outputs = recycled((batch, steps, hidden), dtype)
     h_final = np.empty((batch, hidden), dtype)
-    saved = (
-        recycled((steps, batch, features), dtype),  # x_t
-        recycled((steps, batch, 3 * hidden), dtype),  # gates
-        recycled((steps, batch, hidden), dtype),  # aux
-        recycled((steps + 1, batch, hidden), dtype),  # h_all
-        recycled((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
-    )
+    shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0)
+    saved = tuple(recycled(shape, dtype) for shape in shapes)
     gru_forward(x_, h0_, w_ih.T, first_t, first_t_blocks, transposed(n_block), b_ih, b_hh,
                 reset_after, plan.keep, plan.recurrent, plan.zero_output, plan.activation,
                 plan.recurrent_activation, outputs, h_final, *saved)

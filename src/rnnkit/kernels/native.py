@@ -21,6 +21,7 @@ function fills in the addresses and runs it.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import importlib.util
@@ -90,14 +91,13 @@ def extension():
     spec = importlib.util.spec_from_file_location(MODULE_NAME, library)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    get, set_ = (ctypes_address(function) for function in functions)
+    get, set_ = (_address(function) for function in functions)
     module.set_blas_threads_functions(get, set_)
     return module
 
 
-def ctypes_address(function) -> int:
-    import ctypes
-
+def _address(function) -> int:
+    """A ctypes function's address."""
     return ctypes.cast(function, ctypes.c_void_p).value
 
 

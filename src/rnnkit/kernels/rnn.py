@@ -124,6 +124,13 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_h
         input_x_gradient_into(d_pre2, x_t, weight_ih, d_x_t, d_x)
 
 
+def saved_shapes(batch, steps, features, hidden, masked) -> tuple:
+    """The shapes of the forward's saved arrays ``x_t, new, h_all, h_rec_all`` (see
+    :func:`rnn_forward`; ``h_rec_all`` is empty without a recurrent mask)."""
+    return ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
+            (steps if masked else 0, batch, hidden))
+
+
 def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     """Run the compiled forward (on the caller's BLAS threads); returns ``(outputs, h_T,
     saved)`` as arrays."""
@@ -131,12 +138,8 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     hidden, dtype = h0_.shape[1], x_.dtype
     outputs = recycled((batch, steps, hidden), dtype)
     h_final = np.empty((batch, hidden), dtype)
-    saved = (
-        recycled((steps, batch, features), dtype),  # x_t
-        recycled((steps, batch, hidden), dtype),  # new
-        recycled((steps + 1, batch, hidden), dtype),  # h_all
-        recycled((steps if plan.recurrent.size else 0, batch, hidden), dtype),  # h_rec_all
-    )
+    shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0)
+    saved = tuple(recycled(shape, dtype) for shape in shapes)
     rnn_forward(x_, h0_, w_ih.T, transposed(w_hh), b_ih, b_hh, plan.keep, plan.recurrent,
                 plan.zero_output, plan.activation, outputs, h_final, *saved)
     return outputs, h_final, saved
