@@ -44,19 +44,21 @@ from rnnkit.kernels._rows import (
 
 
 @jit
-def _activate_row(act, row, product, bias):
-    """``row = act(row + product + bias)`` for one row ``(H,)``: ``x̂`` in, ``h_t`` out.
+def _activate_block(act, block, product, bias):
+    """``block = act(block + product + bias)`` over one step's ``(B*H,)`` values, flat: ``x̂``
+    in, ``h_t`` out; ``bias`` is the biases repeated for every row.
 
-    A function per row rather than a loop over the batch around it, and tanh inlined: LLVM
-    vectorises this loop (7x faster than :func:`activate`'s, measured at B=32, H=128).
+    One loop over the whole batch, tanh inlined: LLVM vectorises it, and a loop this long keeps
+    the vector units busy where a loop per row of a few vectors waits on each one's latency
+    (a row loop took about 80 ns a call beyond its work at H=32, measured).
     """
     if act == TANH:
-        for j in range(row.shape[0]):
-            row[j] = tanh_t(row[j] + product[j] + bias[j])
+        for j in range(block.shape[0]):
+            block[j] = tanh_t(block[j] + product[j] + bias[j])
         return
-    for j in range(row.shape[0]):
-        row[j] += product[j] + bias[j]
-    activate(act, row, row)
+    for j in range(block.shape[0]):
+        block[j] += product[j] + bias[j]
+    activate(act, block, block)
 
 
 @jit
@@ -76,19 +78,19 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurre
     # Written straight into ``new``, which each step then activates in place; the biases join
     # the step's row pass, while the row is in cache.
     np.dot(x_t.reshape(batch * steps, features), weight_ih_t, new.reshape(batch * steps, hidden))
-    bias = np.zeros(hidden, x.dtype)
-    if bias_ih.size > 0:
-        bias += bias_ih
-    if bias_hh.size > 0:
-        bias += bias_hh
+    bias = np.zeros((batch, hidden), x.dtype)
     for b in range(batch):
+        if bias_ih.size > 0:
+            bias[b] += bias_ih
+        if bias_hh.size > 0:
+            bias[b] += bias_hh
         copy(h0[b], h_all[0, b])
+    flat = batch * hidden
     product = np.empty_like(h0)  # U ĥ
     for t in range(steps):
         h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
         np.dot(h_rec, weight_hh_t, product)
-        for b in range(batch):
-            _activate_row(act, new[t, b], product[b], bias)
+        _activate_block(act, new[t].reshape(flat), product.reshape(flat), bias.reshape(flat))
         emit_outputs(outputs, h_all, new[t], t, keep, zero_output)
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
@@ -110,8 +112,7 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_h
     for t in range(steps - 1, -1, -1):
         d_t = d_pre[t]
         route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_t)
-        for b in range(batch):
-            times_derivative(act, new[t, b], d_t[b])
+        times_derivative(act, new[t].reshape(batch * hidden), d_t.reshape(batch * hidden))
         np.dot(d_t, weight_hh, d_rec)
         masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
     d_pre2 = d_pre.reshape(rows, hidden)
