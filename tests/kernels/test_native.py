@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import rnnkit.nn
-from rnnkit.kernels import _entries, fused, native
+from rnnkit.kernels import native
 
 NATIVE_NODE = "NativeSequence"
 
@@ -162,14 +162,30 @@ def test_stacked_bidirectional_layers_run_natively_and_match_reference(cls, opti
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_sizes_past_the_allocation_limit_take_the_python_path():
-    module = rnnkit.nn.RNN(64, 128, batch_first=True)
-    batch, steps = 32, 100  # x_t alone is 819 kB and the backward's work array 2.4 MB
-    kernel = fused._cached_kernel(module._bound_cell(0, 0), torch.empty(batch, steps, 64))
-    assert _entries.recipe(kernel, batch, steps, False, True) is None
-    assert _entries.recipe(kernel, 2, 5, False, True) is not None
-    output, _ = module(torch.randn(batch, steps, 64))
-    assert NATIVE_NODE not in _node(output)
+def test_large_sizes_take_the_native_call_and_reuse_freed_buffers(monkeypatch):
+    """Arrays of any size come from the C++ pool: a buffer freed by one call serves the next."""
+    module, twin = _pair(rnnkit.nn.RNN, {}, torch.float32, input_size=64, hidden_size=128)
+    x = torch.randn(32, 100, 64, requires_grad=True)  # x_t alone is 819 kB, the work 2.4 MB
+    results, h_n = _results(module, x, None)
+    assert NATIVE_NODE in _node(h_n)
+    expected, _ = _results(twin, x, None)
+    for a, b in zip(results, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    native_values = [r.detach().clone() for r in results]
+    del results, h_n
+    pooled = native.extension().pooled_bytes()
+    assert pooled >= 32 * 100 * 128 * 4  # at least the outputs' buffer came back
+    output, _ = module(x)
+    assert native.extension().pooled_bytes() < pooled  # taken from the pool, not allocated
+    detached = output.detach()
+    detached.resize_(2, 3)  # a pooled tensor behaves as any other, resizable storage included
+    detached.fill_(1.0)
+    assert detached.sum().item() == 6.0
+    monkeypatch.setattr(native, "extension", lambda: None)
+    python_results, h_n = _results(module, x, None)
+    assert "FusedSequenceBackward" in _node(h_n)
+    for a, b in zip(native_values, python_results, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_no_grad_gives_the_same_values_without_a_graph():

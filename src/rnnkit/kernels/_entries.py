@@ -463,7 +463,7 @@ def recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     """The native recipe of ``kernel``'s plain call at ``batch`` and ``steps``, from initial
     states given as inputs (``with_state``) or zeros, with final states ``(1, B, s)``
     (``stacked``) or ``(B, s)``; ``None`` when the native call does not cover it (family or
-    option without an entry, too large)."""
+    option without an entry)."""
     name = kernel.spec.family
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
@@ -472,9 +472,6 @@ def recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
     if built is None:
         return None
     forward, backwards, returned, saved, gradients = built
-    itemsize = np.dtype(NUMPY_DTYPES[kernel.dtype]).itemsize
-    if max(part.nbytes(itemsize) for part in (forward, *backwards)) > native.MAX_ALLOCATION_BYTES:
-        return None
     entries = entry_addresses(name, NUMPY_DTYPES[kernel.dtype])
     made = native.make_recipe(forward, backwards, entries, returned, saved, gradients)
     spec = kernel.spec

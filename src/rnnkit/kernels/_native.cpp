@@ -7,8 +7,13 @@
 // tensors allocated for the call, of the forward's saved tensors and of the incoming gradients.
 // Everything else in the block (sizes, flags, the addresses of constant arrays) is filled in
 // Python and copied as is.
+#include <ATen/EmptyTensor.h>
 #include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/extension.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 
 using torch::Tensor;
 using torch::autograd::AutogradContext;
@@ -21,6 +26,90 @@ typedef int (*GetThreads)();
 typedef void (*SetThreads)(int);
 GetThreads get_blas_threads = nullptr;
 SetThreads set_blas_threads = nullptr;
+
+// Large buffers come from a pool of freed ones of the same size. glibc hands large freed blocks
+// back to the system, so a fresh one costs a page fault per 4 KB on every call (the Python path
+// pools its arrays for the same reason). A buffer returns to the pool when its tensor's storage
+// dies, which for a returned output or gradient is whenever the caller lets go of it; the pool
+// keeps at most `kPoolBytes` of free buffers and frees the rest.
+constexpr size_t kPooledMinBytes = size_t(64) << 10;
+constexpr size_t kPoolBytes = size_t(256) << 20;
+constexpr size_t kAlignment = 64;
+
+class BufferPool final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t bytes) override {
+    void* data = nullptr;
+    if (bytes > 0) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto found = free_.find(bytes);
+        if (found != free_.end() && !found->second.empty()) {
+          data = found->second.back();
+          found->second.pop_back();
+          free_bytes_ -= bytes;
+        }
+      }
+      if (data == nullptr) {
+        // A header before the data keeps the size for the deleter.
+        data = std::aligned_alloc(kAlignment, kAlignment + round_up(bytes));
+        TORCH_CHECK(data != nullptr, "rnnkit native call: out of memory allocating ", bytes,
+                    " bytes");
+        *static_cast<size_t*>(data) = bytes;
+      }
+    }
+    void* payload = data == nullptr ? nullptr : static_cast<char*>(data) + kAlignment;
+    return {payload, data, &BufferPool::release, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+  static BufferPool& instance() {
+    static BufferPool* pool = new BufferPool();  // never destroyed: tensors may outlive exit
+    return *pool;
+  }
+
+  size_t free_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return free_bytes_;
+  }
+
+ private:
+  static size_t round_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
+  static void release(void* data) {
+    if (data == nullptr) return;
+    BufferPool& pool = instance();
+    size_t bytes = *static_cast<size_t*>(data);
+    {
+      std::lock_guard<std::mutex> lock(pool.mutex_);
+      if (pool.free_bytes_ + bytes <= kPoolBytes) {
+        pool.free_[bytes].push_back(data);
+        pool.free_bytes_ += bytes;
+        return;
+      }
+    }
+    std::free(data);
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t free_bytes_ = 0;
+};
+
+// An uninitialised CPU tensor: from the pool from kPooledMinBytes up, else a plain allocation
+// (at::detail::empty_cpu skips the dispatcher).
+Tensor empty_buffer(at::IntArrayRef shape, at::ScalarType dtype) {
+  int64_t count = c10::multiply_integers(shape);
+  if (static_cast<size_t>(count) * c10::elementSize(dtype) < kPooledMinBytes) {
+    return at::detail::empty_cpu(shape, dtype);
+  }
+  return at::detail::empty_generic(shape, &BufferPool::instance(),
+                                   c10::DispatchKeySet(c10::DispatchKey::CPU), dtype,
+                                   std::nullopt);
+}
 
 enum Source : int64_t { INPUT = 0, ALLOCATED = 1, SAVED = 2, GRADIENT = 3, GRADIENT_COPY = 4 };
 
@@ -51,9 +140,8 @@ struct Part {
   std::vector<Tensor> allocate(const at::TensorOptions& options) const {
     std::vector<Tensor> tensors;
     tensors.reserve(allocations.size());
-    // at::detail::empty_cpu skips the dispatcher: these are plain CPU buffers.
     auto dtype = options.dtype().toScalarType();
-    for (const auto& shape : allocations) tensors.push_back(at::detail::empty_cpu(shape, dtype));
+    for (const auto& shape : allocations) tensors.push_back(empty_buffer(shape, dtype));
     return tensors;
   }
 
@@ -134,10 +222,11 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
       if (!grad.defined()) {  // an output that was not used: zeros
         target = torch::zeros(recipe.forward.allocations[recipe.returned[index]],
                               inputs[0].options());
-      } else if (part.sources[k] == GRADIENT) {
-        target = grad.contiguous();
-      } else {  // the kernel writes into these
-        target = grad.clone(at::MemoryFormat::Contiguous);
+      } else if (part.sources[k] == GRADIENT && grad.is_contiguous()) {
+        target = grad;
+      } else {  // a contiguous copy; for GRADIENT_COPY the kernel writes into it
+        target = empty_buffer(grad.sizes(), grad.scalar_type());
+        target.copy_(grad);
       }
     }
     std::vector<Tensor> allocated = part.allocate(inputs[0].options());
@@ -233,6 +322,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // released, as torch's own ops release it, so other Python threads run meanwhile.
   m.def("run", &run, "Run a recipe on (x, *weights, *states); returns its returned tensors",
         py::call_guard<py::gil_scoped_release>());
+  m.def("pooled_bytes", []() { return BufferPool::instance().free_bytes(); },
+        "Bytes of freed buffers the native call's pool keeps for reuse");
   m.def("set_blas_threads_functions", [](int64_t get, int64_t set) {
     get_blas_threads = reinterpret_cast<GetThreads>(get);
     set_blas_threads = reinterpret_cast<SetThreads>(set);

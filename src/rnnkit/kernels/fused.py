@@ -19,8 +19,8 @@ strides, storage and version (in-place updates such as an optimizer step bump th
 
 A call without masks first tries the native call (:meth:`BoundKernel.native_run`,
 :mod:`rnnkit.kernels.native`): the same loops behind one C++ autograd function, with no Python
-between. The ``autograd.Function`` here runs everything else: masks, recurrent dropout, sizes past
-the native call's limit, processes without its build.
+between. The ``autograd.Function`` here runs everything else: masks, recurrent dropout,
+``proj_size``, processes without its build.
 """
 
 from __future__ import annotations

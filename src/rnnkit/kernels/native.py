@@ -151,18 +151,8 @@ class Arguments:
         self.tensor(ALLOCATED, index, shape if seen_as is None else seen_as)
         return index
 
-    def nbytes(self, itemsize: int) -> int:
-        """The largest allocation, in bytes."""
-        return max((int(np.prod(s)) * itemsize for s in self.allocations), default=0)
-
     def fields(self, entry: int) -> tuple:
         return (entry, self.block, self.slots, self.sources, self.indices, self.allocations)
-
-
-# Past this many bytes in one allocation a call takes the Python path, whose buffer pool spares
-# the page faults of fresh large arrays (:func:`~rnnkit.kernels._common.recycled`); there the
-# Python around the kernels is a small part of the call anyway.
-MAX_ALLOCATION_BYTES = 1 << 20
 
 
 def make_recipe(forward: Arguments, backward: tuple[Arguments, Arguments], entries, returned,
