@@ -329,7 +329,8 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool)
     keep = np.ones((batch, steps), np.bool_)
     no_mask = np.empty((0, 0), dtype)
     size, layout, minor, blocks, on_stored = lstm_arrays._forward_shape(
-        batch, steps, features, hidden, hidden, norm, False, False)
+        batch, steps, features, hidden, hidden, norm, False, False,
+        lstm_arrays.gate_major(kernel.codes, norm))
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
     weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
                      (3, hidden), *ln_shapes)

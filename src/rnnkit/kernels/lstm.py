@@ -29,6 +29,7 @@ from rnnkit.kernels._common import (
     workspace,
 )
 from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
+from rnnkit.kernels._numba import SIGMOID, TANH
 from rnnkit.kernels._rows import column_blocks, split_columns
 
 # -- array level: allocation around the compiled loops ---------------------------------------
@@ -91,10 +92,14 @@ def _layout(shapes: tuple[tuple[int, ...], ...]) -> tuple[int, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=64)
-def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj):
+def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate_major=False):
     """What a forward of these sizes needs besides its arrays: ``(size, layout)`` of its saved
     block (see :func:`lstm_forward`'s docstring), whether each step's GEMM runs batch-minor, its
     column blocks, and whether it multiplies by U as stored (kept per sizes, as the layouts are).
+
+    ``gate_major`` (the tanh/sigmoid cell without layer norm, see :func:`gate_major`) computes
+    each step's product per gate, so its blocks are the four gates' whenever it is not
+    batch-minor and B > 1.
     """
     four_h = 4 * hidden
     size, layout = _layout((
@@ -112,8 +117,17 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj):
         (steps if norm else 0, batch, 2),  # rstd
     ))
     minor, blocks = step_gemm(batch, rec, four_h)
+    if gate_major and batch > 1 and not minor:
+        blocks = 4
     on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
     return size, layout, minor, blocks, on_stored
+
+
+def gate_major(codes, norm: bool) -> bool:
+    """Whether the loops keep the gates gate-major at B > 1 (:func:`~rnnkit.kernels.
+    _lstm_loops._gate_major_step`): the tanh/sigmoid cell without layer norm, with or without
+    peepholes."""
+    return tuple(codes) == (TANH, SIGMOID) and not norm
 
 
 @functools.lru_cache(maxsize=64)
@@ -158,9 +172,10 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
     dtype = x.dtype
+    norm = ln[0].size > 0
     size, layout, minor, blocks, on_stored = _forward_shape(
-        batch, steps, features, hidden, rec, ln[0].size > 0, plan.recurrent.size > 0,
-        w_hr.shape[0] > 0,
+        batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
+        gate_major((plan.activation, plan.recurrent_activation), norm),
     )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
