@@ -188,6 +188,28 @@ def test_large_sizes_take_the_native_call_and_reuse_freed_buffers(monkeypatch):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_the_pool_keeps_the_most_recently_freed_buffers_within_its_limit():
+    extension = native.extension()
+    module = rnnkit.nn.GRU(32, 64, batch_first=True)
+    previous = extension.set_pool_limit(4 << 20)
+    try:
+        assert extension.pooled_bytes() <= 4 << 20  # lowering the limit evicts at once
+        for steps in (100, 120, 140):  # outputs of 1.6, 2.0 and 2.3 MB (and smaller work)
+            output, _ = module(torch.randn(64, steps, 32))
+            output.sum().backward()
+            del output
+            assert extension.pooled_bytes() <= 4 << 20
+        # the last size's buffers were the last freed: its next call takes them back
+        pooled = extension.pooled_bytes()
+        output, _ = module(torch.randn(64, 140, 32))
+        assert extension.pooled_bytes() < pooled
+    finally:
+        extension.set_pool_limit(previous)
+    assert extension.set_pool_limit(previous) == previous
+    with pytest.raises(RuntimeError, match="bytes must be >= 0"):
+        extension.set_pool_limit(-1)
+
+
 def test_no_grad_gives_the_same_values_without_a_graph():
     module, twin = _pair(rnnkit.nn.GRU, {}, torch.float32)
     x = torch.randn(2, 4, 6)

@@ -12,8 +12,8 @@
 #include <torch/extension.h>
 
 #include <cstdlib>
+#include <deque>
 #include <mutex>
-#include <unordered_map>
 
 using torch::Tensor;
 using torch::autograd::AutogradContext;
@@ -30,10 +30,10 @@ SetThreads set_blas_threads = nullptr;
 // Large buffers come from a pool of freed ones of the same size. glibc hands large freed blocks
 // back to the system, so a fresh one costs a page fault per 4 KB on every call (the Python path
 // pools its arrays for the same reason). A buffer returns to the pool when its tensor's storage
-// dies, which for a returned output or gradient is whenever the caller lets go of it; the pool
-// keeps at most `kPoolBytes` of free buffers and frees the rest.
+// dies, which for a returned output or gradient is whenever the caller lets go of it. The pool
+// keeps at most `limit` bytes (256 MB unless set) of free buffers, the most recently freed: when a
+// process moves on to other sizes, the buffers of the old ones go first.
 constexpr size_t kPooledMinBytes = size_t(64) << 10;
-constexpr size_t kPoolBytes = size_t(256) << 20;
 constexpr size_t kAlignment = 64;
 
 class BufferPool final : public c10::Allocator {
@@ -43,11 +43,13 @@ class BufferPool final : public c10::Allocator {
     if (bytes > 0) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto found = free_.find(bytes);
-        if (found != free_.end() && !found->second.empty()) {
-          data = found->second.back();
-          found->second.pop_back();
-          free_bytes_ -= bytes;
+        for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
+          if (it->bytes == bytes) {
+            data = it->data;
+            free_.erase(std::next(it).base());
+            free_bytes_ -= bytes;
+            break;
+          }
         }
       }
       if (data == nullptr) {
@@ -76,6 +78,20 @@ class BufferPool final : public c10::Allocator {
     return free_bytes_;
   }
 
+  // Sets the most bytes of free buffers kept; returns the previous limit.
+  size_t set_limit(size_t bytes) {
+    std::vector<void*> evicted;
+    size_t previous;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      previous = limit_;
+      limit_ = bytes;
+      evict_over_limit(&evicted);
+    }
+    for (void* old : evicted) std::free(old);
+    return previous;
+  }
+
  private:
   static size_t round_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
@@ -83,20 +99,34 @@ class BufferPool final : public c10::Allocator {
     if (data == nullptr) return;
     BufferPool& pool = instance();
     size_t bytes = *static_cast<size_t*>(data);
+    std::vector<void*> evicted;
     {
       std::lock_guard<std::mutex> lock(pool.mutex_);
-      if (pool.free_bytes_ + bytes <= kPoolBytes) {
-        pool.free_[bytes].push_back(data);
-        pool.free_bytes_ += bytes;
-        return;
-      }
+      pool.free_.push_back({bytes, data});
+      pool.free_bytes_ += bytes;
+      pool.evict_over_limit(&evicted);
     }
-    std::free(data);
+    for (void* old : evicted) std::free(old);
   }
 
+  // Drops the oldest free buffers until the pool is within its limit (under the lock; the
+  // caller frees them after it).
+  void evict_over_limit(std::vector<void*>* evicted) {
+    while (free_bytes_ > limit_) {
+      free_bytes_ -= free_.front().bytes;
+      evicted->push_back(free_.front().data);
+      free_.pop_front();
+    }
+  }
+
+  struct Cached {
+    size_t bytes;
+    void* data;
+  };
   std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::deque<Cached> free_;  // the oldest first
   size_t free_bytes_ = 0;
+  size_t limit_ = size_t(256) << 20;
 };
 
 // An uninitialised CPU tensor: from the pool from kPooledMinBytes up, else a plain allocation
@@ -324,6 +354,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("pooled_bytes", []() { return BufferPool::instance().free_bytes(); },
         "Bytes of freed buffers the native call's pool keeps for reuse");
+  m.def("set_pool_limit", [](int64_t bytes) {
+    TORCH_CHECK(bytes >= 0, "set_pool_limit: bytes must be >= 0, got ", bytes);
+    return static_cast<int64_t>(BufferPool::instance().set_limit(static_cast<size_t>(bytes)));
+  }, "Sets the most bytes of freed buffers the pool keeps (the oldest go first); returns the "
+     "previous limit");
   m.def("set_blas_threads_functions", [](int64_t get, int64_t set) {
     get_blas_threads = reinterpret_cast<GetThreads>(get);
     set_blas_threads = reinterpret_cast<SetThreads>(set);
