@@ -118,18 +118,15 @@ def test_native_matches_torch_nn(cls, peer_cls, batch_first):
     ("options", "call"),
     [
         ({}, {"hx": "non-contiguous"}),
-        ({}, {"lengths": True}),
         ({"proj_size": 3}, {}),
     ],
-    ids=["non-contiguous-hx", "lengths", "proj_size"],
+    ids=["non-contiguous-hx", "proj_size"],
 )
 def test_other_calls_take_the_python_path(options, call):
     torch.manual_seed(2)
     module = rnnkit.nn.LSTM(4, 6, batch_first=True, **options)
     x = torch.randn(3, 5, 4)
     kwargs = {}
-    if call.get("lengths"):
-        kwargs["lengths"] = torch.tensor([5, 3, 2])
     args = [x]
     if call.get("hx"):
         size = module.num_layers * module.num_directions
@@ -138,6 +135,78 @@ def test_other_calls_take_the_python_path(options, call):
     output, _ = module(*args, **kwargs)
     assert NATIVE_NODE not in _node(output)
     assert output.grad_fn is not None
+
+
+def _in_graph(tensor: torch.Tensor, name: str) -> bool:
+    """Whether a node named ``name`` is among those ``tensor`` was computed through."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if name in node.name():
+            return True
+        stack.extend(function for function, _ in node.next_functions)
+    return False
+
+
+@pytest.mark.parametrize(("cls", "options"), VARIANTS)
+def test_masked_calls_run_natively_and_match_reference_and_the_python_path(cls, options,
+                                                                           monkeypatch):
+    """``lengths`` (a mask of right padding) reaches the native call: the mask is one more
+    input, and the results match the reference loop and, exactly, the Python path."""
+    module, twin = _pair(cls, options, torch.float64)
+    x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    hx = _initial_state(cls, 3, 8, torch.float64, True)
+    lengths = torch.tensor([5, 2, 4])
+
+    def results(model):
+        output, state = model(x, hx, lengths=lengths)
+        states = state if isinstance(state, tuple) else (state,)
+        loss = (output**2).sum() + sum(((k + 2) * s).sum() for k, s in enumerate(states))
+        given = list(hx) if isinstance(hx, tuple) else [hx]
+        grads = torch.autograd.grad(loss, [*model.parameters(), x, *given])
+        return [output, *states, *grads], states[0]
+
+    ours, h_n = results(module)
+    assert _in_graph(h_n, NATIVE_NODE)
+    theirs, _ = results(twin)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(native, "extension", lambda: None)
+    python, h_n = results(module)
+    assert not _in_graph(h_n, NATIVE_NODE)
+    for a, b in zip(ours, python, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", ["SimpleRNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_keras_face_masks_run_natively_and_match_reference(family, return_sequences):
+    """A Keras mask (left padding here), with masked outputs repeated (``return_sequences=
+    False``) or zeros (``True``, Keras's ``zero_output_for_mask``), through the native call."""
+    import rnnkit.layers
+
+    torch.manual_seed(6)
+    layers = [getattr(rnnkit.layers, family)(6, return_sequences=return_sequences,
+                                             dtype=torch.float64, backend=backend)
+              for backend in ("auto", "reference")]
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [False, False, True, True, True],
+                         [False, True, True, True, True]])
+    layers[0](x)
+    layers[1](x)
+    layers[1].load_state_dict(layers[0].state_dict())
+    results = []
+    for layer in layers:
+        output = layer(x, mask=mask)
+        results.append((output, *torch.autograd.grad((output**2).sum(),
+                                                     [*layer.parameters(), x])))
+    assert _in_graph(results[0][0], NATIVE_NODE)
+    assert not _in_graph(results[1][0], NATIVE_NODE)
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])

@@ -15,6 +15,7 @@ for the LSTM no projection (a builder returns ``None`` for what it does not cove
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from numba import carray, cfunc, types
@@ -136,6 +137,15 @@ def _initial_states(arguments: Arguments, kernel, batch: int, sizes, with_state:
             arguments.constant(np.zeros((batch, size), NUMPY_DTYPES[kernel.dtype]))
 
 
+def _keep(arguments: Arguments, kernel, batch: int, steps: int, states: int, masked: bool) -> None:
+    """The steps each row keeps, ``(B, T)`` booleans: per call from the input that follows the
+    weights and the ``states`` initial states given as inputs, or all true."""
+    if masked:
+        arguments.tensor(INPUT, 1 + len(kernel.weights) + states, (batch, steps))
+    else:
+        arguments.constant(np.ones((batch, steps), np.bool_))
+
+
 def _final_shape(batch: int, size: int, stacked: bool) -> tuple[int, ...]:
     """A final state's shape: ``(1, B, s)`` (torch.nn's ``h_n`` of one layer) or ``(B, s)``."""
     return (1, batch, size) if stacked else (batch, size)
@@ -147,20 +157,19 @@ def _state_gradients(count: int, with_state: bool) -> list:
     return [(-2 - k, 0) for k in range(1, 1 + count)] if with_state else []
 
 
-def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_shapes,
-                      backward_shape):
+def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     """SimpleRNN's and GRU's recipe, which differ only in their scalars, saved arrays and work
     arrays. Forward arrays: ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final,
     *saved``; backward: ``d_outputs, d_h, *saved, w_ih, w_hh, keep, recurrent, need, *work,
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh``. ``saved_shapes`` and ``backward_shape(needs) ->
     (gradient shapes, need, work shapes)`` are the family module's, which allocates the same
-    arrays on the Python path. ``scalars`` is ``(forward, backward)``. The final state is
-    ``(1, B, H)`` if ``stacked``, else ``(B, H)``, and a given initial state has the same shape."""
+    arrays on the Python path. ``scalars`` is ``(forward, backward)``, each starting with
+    ``zero_output``. ``call`` is :func:`recipe`'s :class:`Call`."""
+    batch, steps, with_state, stacked = call.batch, call.steps, call.with_state, call.stacked
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
     width, features = w_ih.shape
     hidden = w_hh.shape[1]
     dtype = NUMPY_DTYPES[kernel.dtype]
-    keep = np.ones((batch, steps), np.bool_)
     no_mask = np.empty((0, 0), dtype)
     weight_shapes = ((width, features), (width, hidden), (width,), (width,))
 
@@ -168,7 +177,7 @@ def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_
     forward.tensor(INPUT, 0, (batch, steps, features))
     _initial_states(forward, kernel, batch, (hidden,), with_state)
     _weights(forward, kernel, weight_shapes)
-    forward.constant(keep)
+    _keep(forward, kernel, batch, steps, with_state, call.masked)
     forward.constant(no_mask)
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
@@ -184,7 +193,7 @@ def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_
             backward.tensor(SAVED, index, shape)
         backward.tensor(INPUT, 1, weight_shapes[0])
         backward.tensor(INPUT, 2, weight_shapes[1])
-        backward.constant(keep)
+        _keep(backward, kernel, batch, steps, with_state, call.masked)
         backward.constant(no_mask)
         # The gradients of (x, h0, w_ih, w_hh, b_ih, b_hh); h0's is always computed.
         gradient_shapes, need, work = backward_shape((with_x, False, True, True, has_ih, has_hh))
@@ -197,18 +206,19 @@ def _one_state_recipe(kernel, batch, steps, with_state, stacked, scalars, saved_
     d_x = len(work)  # the allocation of x's gradient; the weights' follow
     present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
     gradients = [(d_x + k, 0) for k in range(5) if present[k]]
-    gradients += _state_gradients(1, with_state)
+    gradients += _state_gradients(1, with_state) + [None] * call.masked
     return forward, backwards, (outputs, h_final), saved, gradients
 
 
-def rnn_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
+def rnn_recipe(kernel, call):
     hidden, features = kernel.tensors[0].shape
-    scalars = [0, kernel.codes[0]]  # zero_output, act
+    batch, steps = call.batch, call.steps
+    scalars = [call.zero_output, kernel.codes[0]]  # zero_output, act
 
     def backward_shape(needs):
         return rnn_arrays._backward_shape(batch, steps, features, hidden, needs)
 
-    return _one_state_recipe(kernel, batch, steps, with_state, stacked, (scalars, scalars),
+    return _one_state_recipe(kernel, call, (scalars, scalars),
                              rnn_arrays.saved_shapes(batch, steps, features, hidden, False),
                              backward_shape)
 
@@ -253,20 +263,21 @@ def gru_backward_entry(a, like):
                  array2(a, 17, like), array1(a, 18, like), array1(a, 19, like))
 
 
-def gru_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
+def gru_recipe(kernel, call):
+    batch, steps = call.batch, call.steps
     three_h, features = kernel.tensors[0].shape
     hidden = three_h // 3
     reset_after = bool(kernel.spec.reset_after)
     width = three_h if reset_after else 2 * hidden  # the rows of the first step GEMM's matrix
     act, rec_act = kernel.codes
-    forward_scalars = [0, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
-    backward_scalars = [0, act, rec_act, reset_after, column_blocks(batch, width, hidden)]
+    zero_output = call.zero_output
+    forward_scalars = [zero_output, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
+    backward_scalars = [zero_output, act, rec_act, reset_after, column_blocks(batch, width, hidden)]
 
     def backward_shape(needs):
         return gru_arrays._backward_shape(batch, steps, features, hidden, width, needs)[:3]
 
-    return _one_state_recipe(kernel, batch, steps, with_state, stacked,
-                             (forward_scalars, backward_scalars),
+    return _one_state_recipe(kernel, call, (forward_scalars, backward_scalars),
                              gru_arrays.saved_shapes(batch, steps, features, hidden, False),
                              backward_shape)
 
@@ -316,7 +327,8 @@ def lstm_backward_entry(a, like):
                   array2(a, 21, like), array2(a, 22, like), array2(a, 23, like))
 
 
-def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
+def lstm_recipe(kernel, call):
+    batch, steps, with_state, stacked = call.batch, call.steps, call.with_state, call.stacked
     spec = kernel.spec
     if spec.proj_size:
         return None  # no entry passes W_hr yet
@@ -326,7 +338,6 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool)
     dtype = NUMPY_DTYPES[kernel.dtype]
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
-    keep = np.ones((batch, steps), np.bool_)
     no_mask = np.empty((0, 0), dtype)
     size, layout, minor, blocks, on_stored = lstm_arrays._forward_shape(
         batch, steps, features, hidden, hidden, norm, False, False,
@@ -335,12 +346,12 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool)
     weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
                      (3, hidden), *ln_shapes)
 
-    forward = Arguments([0, act, rec_act, minor, blocks, not (minor or on_stored)])
+    forward = Arguments([call.zero_output, act, rec_act, minor, blocks, not (minor or on_stored)])
     forward.tensor(INPUT, 0, (batch, steps, features))
     _initial_states(forward, kernel, batch, (hidden, hidden), with_state)
     _weights(forward, kernel, weight_shapes, skip=(4,))
     forward.constant(np.array([spec.layer_norm_epsilon], np.float64))
-    forward.constant(keep)
+    _keep(forward, kernel, batch, steps, 2 * with_state, call.masked)
     forward.constant(no_mask)
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
@@ -356,7 +367,7 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool)
                  *weights_present[5:])
         shapes, need, work_size, work_layout, minor_b, blocks_b = lstm_arrays._backward_shape(
             batch, steps, features, hidden, hidden, norm, False, needs)
-        backward = Arguments([0, act, rec_act, minor_b, blocks_b])
+        backward = Arguments([call.zero_output, act, rec_act, minor_b, blocks_b])
         backward.tensor(GRADIENT, 0, (batch, steps, hidden))
         backward.tensor(SAVED, 0, (size,))
         backward.constant(layout)
@@ -368,7 +379,7 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool)
                 backward.constant(np.empty((0,) * len(shape), dtype))
             else:
                 backward.tensor(INPUT, sum(weights_present[:index]) + 1, shape)
-        backward.constant(keep)
+        _keep(backward, kernel, batch, steps, 2 * with_state, call.masked)
         backward.constant(no_mask)
         backward.constant(need)
         backward.allocate((work_size,))
@@ -387,7 +398,7 @@ def lstm_recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool)
         gradients.append((7, 0))
     if ln[0] is not None:
         gradients += [(8, row * four_h) for row in range(6)]
-    gradients += _state_gradients(2, with_state)
+    gradients += _state_gradients(2, with_state) + [None] * call.masked
     return forward, backwards, (outputs, h_final, c_final), [saved], gradients
 
 
@@ -460,21 +471,33 @@ def entry_addresses(family: str, dtype) -> tuple[int, int]:
     return tuple(cfunc(SIGNATURE, cache=True)(f).address for f in ENTRIES[family, dtype])
 
 
-def recipe(kernel, batch: int, steps: int, with_state: bool, stacked: bool):
-    """The native recipe of ``kernel``'s plain call at ``batch`` and ``steps``, from initial
-    states given as inputs (``with_state``) or zeros, with final states ``(1, B, s)``
-    (``stacked``) or ``(B, s)``; ``None`` when the native call does not cover it (family or
-    option without an entry)."""
+class Call(NamedTuple):
+    """What a recipe is built for: the sizes; initial states given as inputs after the weights
+    (``with_state``) or zeros; final states ``(1, B, s)`` (``stacked``) or ``(B, s)``; a mask
+    ``(B, T)`` given as the last input (``masked``), whose masked steps output zeros
+    (``zero_output``) or repeat the previous output."""
+
+    batch: int
+    steps: int
+    with_state: bool = False
+    stacked: bool = True
+    masked: bool = False
+    zero_output: bool = False
+
+
+def recipe(kernel, call: Call):
+    """The native recipe of ``kernel`` for ``call``; ``None`` when the native call does not
+    cover it (family or option without an entry)."""
     name = kernel.spec.family
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
         return None
-    built = builder(kernel, batch, steps, with_state, stacked)
+    built = builder(kernel, call)
     if built is None:
         return None
     forward, backwards, returned, saved, gradients = built
     entries = entry_addresses(name, NUMPY_DTYPES[kernel.dtype])
     made = native.make_recipe(forward, backwards, entries, returned, saved, gradients)
     spec = kernel.spec
-    made.threads = gemm_threads(batch, GATES[name] * spec.hidden_size, spec.recurrent_size)
+    made.threads = gemm_threads(call.batch, GATES[name] * spec.hidden_size, spec.recurrent_size)
     return made

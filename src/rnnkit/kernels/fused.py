@@ -272,30 +272,39 @@ class BoundKernel:
         kernel.plans, kernel.zeros, kernel.recipes = self.plans, self.zeros, self.recipes
         return kernel
 
-    def native(self, batch: int, steps: int, with_state: bool, stacked: bool):
-        """The native recipe of a plain call at these sizes (kept), or ``None`` (see
+    def native(self, call: _entries.Call):
+        """The native recipe of ``call`` (kept), or ``None`` (see
         :func:`rnnkit.kernels._entries.recipe`)."""
-        key = (batch, steps, with_state, stacked, torch.get_num_threads())
+        key = (call, torch.get_num_threads())
         try:
             return self.recipes[key]
         except KeyError:
             pass
         if len(self.recipes) >= MAX_PLANS:
             self.recipes.clear()
-        made = self.recipes[key] = _entries.recipe(self, batch, steps, with_state, stacked)
+        made = self.recipes[key] = _entries.recipe(self, call)
         return made
 
-    def native_run(self, inputs: torch.Tensor, state, stacked: bool, sizes):
-        """``(outputs, *finals)`` of a call without masks through the native call
+    def native_run(self, inputs: torch.Tensor, state, stacked: bool, sizes, mask=None,
+                   zero_output: bool = False):
+        """``(outputs, *finals)`` of a call without recurrent dropout through the native call
         (:mod:`rnnkit.kernels.native`): finals ``(1, B, s)`` if ``stacked``, else ``(B, s)``.
         ``state`` is ``None`` (zeros) or a tuple of contiguous ``(B, s)`` or ``(1, B, s)``
-        tensors of the inputs' dtype on the CPU (``sizes`` gives each ``s``). ``None`` when the
-        native call does not apply: no build, non-contiguous weights, other states, or a size or
+        tensors of the inputs' dtype on the CPU (``sizes`` gives each ``s``); ``mask`` is
+        ``None`` or the steps each row keeps, ``(B, T)`` booleans, whose masked steps output
+        zeros (``zero_output``) or repeat the previous output. ``None`` when the native call
+        does not apply: no build, non-contiguous weights, other states or masks, or a size or
         option it does not cover."""
         extension = native.extension()
         if extension is None or not self.views:
             return None
         batch = inputs.shape[0]
+        if mask is not None and not (
+            type(mask) is torch.Tensor and mask.dtype == torch.bool
+            and mask.shape == inputs.shape[:2] and mask.device.type == "cpu"
+            and mask.is_contiguous()
+        ):
+            return None
         if state is not None:
             if len(state) != len(sizes):
                 return None
@@ -310,12 +319,17 @@ class BoundKernel:
                     tensor = tensor.view((1, batch, size) if stacked else (batch, size))
                 given.append(tensor)
             state = given
-        recipe = self.native(batch, inputs.shape[1], state is not None, stacked)
+        call = _entries.Call(batch, inputs.shape[1], state is not None, stacked,
+                             mask is not None, bool(zero_output) and mask is not None)
+        recipe = self.native(call)
         if recipe is None:
             return None
-        if state is None:
-            return extension.run(recipe, [inputs, *self.weights])
-        return extension.run(recipe, [inputs, *self.weights, *state])
+        given = [inputs, *self.weights]
+        if state is not None:
+            given += state
+        if mask is not None:
+            given.append(mask)
+        return extension.run(recipe, given)
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
         """The call's :class:`Plan`; without masks it depends on the shapes alone and is kept."""
@@ -358,8 +372,8 @@ class BoundKernel:
         sizes = cell.state_size
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-        if mask is None and recurrent_mask is None:
-            result = self.native_run(inputs, state, stacked, sizes)
+        if recurrent_mask is None:
+            result = self.native_run(inputs, state, stacked, sizes, mask, zero_output_for_mask)
             if result is not None:
                 outputs, *finals = result
                 return outputs, tuple(finals)
