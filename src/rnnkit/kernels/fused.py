@@ -143,7 +143,7 @@ def native_call(cell: BoundCell, inputs: torch.Tensor, state=None):
     """
     if inputs.dim() != 3 or 0 in inputs.shape:
         return None
-    kernel = _cached_kernel(cell, inputs)
+    kernel = _cached_kernel(cell, inputs, arrays=False)
     if kernel is None:
         return None
     return kernel.native_run(inputs, state, True, cell.state_size)
@@ -211,26 +211,31 @@ _stride, _data_ptr = torch.Tensor.stride, torch.Tensor.data_ptr
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
-def _cached_kernel(cell: BoundCell, inputs: torch.Tensor) -> BoundKernel | None:
+def _cached_kernel(cell: BoundCell, inputs: torch.Tensor, arrays: bool = True):
     """The kernel of a :class:`BoundCell` for ``inputs``, or ``None``, through its
     ``kernel_cache``.
 
     The decision depends on the inputs' dtype, device and width and on each tensor's dtype,
     device and shape; the arrays also on its strides, storage and version. Keeping the arrays
-    keeps the old storage alive, so a new tensor cannot reuse its address unnoticed.
+    keeps the old storage alive, so a new tensor cannot reuse its address unnoticed. The native
+    call reads the tensors themselves on every call (``arrays=False``): it needs the decision
+    and the recipes, not arrays bound to the tensors' current storage and version.
     """
     tensors = cell.tensors
     layout = (inputs.dtype, inputs.device, inputs.shape[2], *map(_LAYOUT, tensors),
               *map(_stride, tensors))
-    contents = (*map(_data_ptr, tensors), *map(_VERSION, tensors))
     cached = cell.kernel_cache
     if cached is not None and cached[0] == layout:
         kernel = cached[2]
+        if not arrays:
+            return kernel
+        contents = (*map(_data_ptr, tensors), *map(_VERSION, tensors))
         if kernel is not None and cached[1] != contents:
             kernel = kernel.refreshed()
             cell.kernel_cache = (layout, contents, kernel)
     else:
         kernel = _bind_kernel(cell, inputs)
+        contents = (*map(_data_ptr, tensors), *map(_VERSION, tensors))
         cell.kernel_cache = (layout, contents, kernel)
     return kernel
 
@@ -272,17 +277,17 @@ class BoundKernel:
         kernel.plans, kernel.zeros, kernel.recipes = self.plans, self.zeros, self.recipes
         return kernel
 
-    def native(self, call: _entries.Call):
-        """The native recipe of ``call`` (kept), or ``None`` (see
-        :func:`rnnkit.kernels._entries.recipe`)."""
-        key = (call, torch.get_num_threads())
+    def native(self, *call):
+        """The native recipe of the :class:`~rnnkit.kernels._entries.Call` of these fields
+        (kept), or ``None`` (see :func:`rnnkit.kernels._entries.recipe`)."""
+        key = (*call, torch.get_num_threads())
         try:
             return self.recipes[key]
         except KeyError:
             pass
         if len(self.recipes) >= MAX_PLANS:
             self.recipes.clear()
-        made = self.recipes[key] = _entries.recipe(self, call)
+        made = self.recipes[key] = _entries.recipe(self, _entries.Call(*call))
         return made
 
     def native_run(self, inputs: torch.Tensor, state, stacked: bool, sizes, mask=None,
@@ -319,9 +324,9 @@ class BoundKernel:
                     tensor = tensor.view((1, batch, size) if stacked else (batch, size))
                 given.append(tensor)
             state = given
-        call = _entries.Call(batch, inputs.shape[1], state is not None, stacked,
-                             mask is not None, bool(zero_output) and mask is not None)
-        recipe = self.native(call)
+        masked = mask is not None
+        recipe = self.native(batch, inputs.shape[1], state is not None, stacked, masked,
+                             masked and bool(zero_output))
         if recipe is None:
             return None
         given = [inputs, *self.weights]
