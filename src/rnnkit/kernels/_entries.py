@@ -181,7 +181,7 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     forward.constant(no_mask)
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
-    saved = [forward.allocate(shape) for shape in saved_shapes]
+    saved, saved_offsets = forward.allocate_parts(saved_shapes)
 
     has_ih, has_hh = b_ih is not None, b_hh is not None  # Keras cells have b_ih alone
     backwards = []
@@ -189,8 +189,8 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
         backward = Arguments(scalars[1])
         backward.tensor(GRADIENT, 0, (batch, steps, hidden))
         backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
-        for index, shape in enumerate(saved_shapes):
-            backward.tensor(SAVED, index, shape)
+        for shape, offset in zip(saved_shapes, saved_offsets):
+            backward.tensor(SAVED, 0, shape, offset)
         backward.tensor(INPUT, 1, weight_shapes[0])
         backward.tensor(INPUT, 2, weight_shapes[1])
         _keep(backward, kernel, batch, steps, with_state, call.masked)
@@ -198,16 +198,15 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
         # The gradients of (x, h0, w_ih, w_hh, b_ih, b_hh); h0's is always computed.
         gradient_shapes, need, work = backward_shape((with_x, False, True, True, has_ih, has_hh))
         backward.constant(need)
-        for shape in work:
-            backward.allocate(shape)
+        backward.allocate_parts(work)  # allocation 0
         for shape in gradient_shapes:  # d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
             backward.allocate(shape if isinstance(shape, tuple) else (shape,))
         backwards.append(backward)
-    d_x = len(work)  # the allocation of x's gradient; the weights' follow
+    d_x = 1  # the allocation of x's gradient; the weights' follow
     present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
     gradients = [(d_x + k, 0) for k in range(5) if present[k]]
     gradients += _state_gradients(1, with_state) + [None] * call.masked
-    return forward, backwards, (outputs, h_final), saved, gradients
+    return forward, backwards, (outputs, h_final), [saved], gradients
 
 
 def rnn_recipe(kernel, call):

@@ -148,13 +148,15 @@ struct Part {
   Entry entry = nullptr;
   std::vector<int64_t> block;
   std::vector<int64_t> slots, sources, indices;  // block[slots[k]] = address of sources[k][indices[k]]
+  std::vector<int64_t> offsets;  // ... plus offsets[k] elements
   std::vector<std::vector<int64_t>> allocations;  // shapes of the tensors allocated per call
 
   void set(int64_t entry_address, std::vector<int64_t> block_, std::vector<int64_t> slots_,
            std::vector<int64_t> sources_, std::vector<int64_t> indices_,
-           std::vector<std::vector<int64_t>> allocations_) {
-    TORCH_CHECK(slots_.size() == sources_.size() && slots_.size() == indices_.size(),
-                "rnnkit native recipe: slots, sources and indices differ in length");
+           std::vector<int64_t> offsets_, std::vector<std::vector<int64_t>> allocations_) {
+    TORCH_CHECK(slots_.size() == sources_.size() && slots_.size() == indices_.size() &&
+                    slots_.size() == offsets_.size(),
+                "rnnkit native recipe: slots, sources, indices and offsets differ in length");
     for (int64_t slot : slots_) {
       TORCH_CHECK(slot >= 0 && slot < static_cast<int64_t>(block_.size()),
                   "rnnkit native recipe: slot ", slot, " outside the block");
@@ -164,6 +166,7 @@ struct Part {
     slots = std::move(slots_);
     sources = std::move(sources_);
     indices = std::move(indices_);
+    offsets = std::move(offsets_);
     allocations = std::move(allocations_);
   }
 
@@ -180,7 +183,8 @@ struct Part {
     std::vector<int64_t> filled(block);
     for (size_t k = 0; k < slots.size(); ++k) {
       const Tensor& tensor = (*from[sources[k]])[indices[k]];
-      filled[slots[k]] = reinterpret_cast<int64_t>(tensor.data_ptr());
+      filled[slots[k]] = reinterpret_cast<int64_t>(tensor.data_ptr()) +
+                         offsets[k] * static_cast<int64_t>(tensor.element_size());
     }
     entry(filled.data());
   }
@@ -329,18 +333,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def(py::init([]() { return c10::make_intrusive<Recipe>(); }))
       .def("set_forward", [](Recipe& r, int64_t entry, std::vector<int64_t> block,
                              std::vector<int64_t> slots, std::vector<int64_t> sources,
-                             std::vector<int64_t> indices,
+                             std::vector<int64_t> indices, std::vector<int64_t> offsets,
                              std::vector<std::vector<int64_t>> allocations) {
         r.forward.set(entry, std::move(block), std::move(slots), std::move(sources),
-                      std::move(indices), std::move(allocations));
+                      std::move(indices), std::move(offsets), std::move(allocations));
       })
       .def("set_backward", [](Recipe& r, bool with_x, int64_t entry, std::vector<int64_t> block,
                               std::vector<int64_t> slots, std::vector<int64_t> sources,
-                              std::vector<int64_t> indices,
+                              std::vector<int64_t> indices, std::vector<int64_t> offsets,
                               std::vector<std::vector<int64_t>> allocations) {
         r.backward[with_x ? 1 : 0].set(entry, std::move(block), std::move(slots),
                                        std::move(sources), std::move(indices),
-                                       std::move(allocations));
+                                       std::move(offsets), std::move(allocations));
       })
       .def_readwrite("returned", &Recipe::returned)
       .def_readwrite("saved", &Recipe::saved)

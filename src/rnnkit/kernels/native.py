@@ -25,6 +25,7 @@ import ctypes
 import functools
 import hashlib
 import importlib.util
+import math
 import os
 import platform
 import sys
@@ -119,6 +120,7 @@ class Arguments:
         self.slots: list[int] = []
         self.sources: list[int] = []
         self.indices: list[int] = []
+        self.offsets: list[int] = []  # in elements, from the tensor's start
         self.allocations: list[tuple[int, ...]] = []
         self.constants: list[torch.Tensor] = []
 
@@ -130,11 +132,13 @@ class Arguments:
         self.block += [0, *shape, *(1,) * (3 - len(shape))]
         return slot
 
-    def tensor(self, source: int, index: int, shape) -> None:
-        """An array taken per call from ``source``'s ``index``-th tensor, seen as ``shape``."""
+    def tensor(self, source: int, index: int, shape, offset: int = 0) -> None:
+        """An array taken per call from ``source``'s ``index``-th tensor, from its element
+        ``offset`` on, seen as ``shape``."""
         self.slots.append(self._array(shape))
         self.sources.append(source)
         self.indices.append(index)
+        self.offsets.append(int(offset))
 
     def constant(self, array) -> None:
         """An array fixed for the recipe (kept alive by it)."""
@@ -151,8 +155,27 @@ class Arguments:
         self.tensor(ALLOCATED, index, shape if seen_as is None else seen_as)
         return index
 
+    def allocate_parts(self, shapes) -> tuple[int, list[int]]:
+        """One tensor allocated per call holding arrays of ``shapes`` in turn (each starting on
+        a multiple of 16 elements), each seen by the entry as its shape; returns the tensor's
+        index among the allocations and each array's offset in it. One allocation, and for
+        saved arrays one saved tensor, costs less per call than one per array."""
+        offsets, size = [], 0
+        for shape in shapes:
+            offsets.append(size)
+            size += -(-math.prod(shape) // PART_ALIGN) * PART_ALIGN
+        self.allocations.append((size,))
+        index = len(self.allocations) - 1
+        for shape, offset in zip(shapes, offsets):
+            self.tensor(ALLOCATED, index, shape, offset)
+        return index, offsets
+
     def fields(self, entry: int) -> tuple:
-        return (entry, self.block, self.slots, self.sources, self.indices, self.allocations)
+        return (entry, self.block, self.slots, self.sources, self.indices, self.offsets,
+                self.allocations)
+
+
+PART_ALIGN = 16  # elements: 64 bytes in float32
 
 
 def make_recipe(forward: Arguments, backward: tuple[Arguments, Arguments], entries, returned,
