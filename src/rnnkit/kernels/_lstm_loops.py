@@ -78,8 +78,8 @@ def _plain_row(gates, x_row, c_prev, peephole, c_new, tanh_c, m):
     """The tanh/sigmoid cell without layer norm on one row, in one pass: the pre-activations are
     ``gates + x_row`` (``x̂`` and ``U ĥ``, both ``(4H,)``); ``gates`` holds the activated gates on
     exit. Writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙ tanh(c)``. ``peephole`` is ``(3, H)``
-    or empty. The loops run it at B=1, where one call per step costs less than
-    :func:`_flat_cell`'s four arrays per gate (10-15% of the forward at T=100, H=32, measured)."""
+    or empty. The loops run it at B=1, where the row is the whole batch and the saved gates keep
+    this row layout (see :func:`_gate_major_step` for B > 1)."""
     hidden = c_prev.size
     if peephole.shape[0] > 0:
         for j in range(hidden):
@@ -304,10 +304,12 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     matrix-vector product on ``U`` as stored. Fills
     ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass, the arrays of
     :func:`_saved_views` in the block ``saved`` at ``layout``: ``x_t (T, B, I)``; with layer
-    norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated); the
-    carried ``c_all (T+1, B, H)`` and ``h_all (T+1, B, R)``; ``tanh_c (T, B, H)``; with a
-    recurrent mask ``h_rec_all (T, B, R)``; with a projection ``m_all (T, B, H)``; with layer
-    norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd (T, B, 2)``.
+    norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated; for the
+    tanh/sigmoid cell without layer norm at B > 1, gate-major ``(4, T, B*H)``, see
+    :func:`_gate_major_step`); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1, B, R)``;
+    ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection
+    ``m_all (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd
+    (T, B, 2)``.
     """
     x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
         _saved_views(saved, layout)
@@ -360,7 +362,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     # U ĥ per gate (see _gate_major_step): the column blocks' products are the gates' own
     # (lstm.py's _forward_shape asks for four blocks; a caller that did not gets them here)
     gate_blocks, gate_product = weight_hh_t_blocks, product.reshape(4, batch, hidden)
-    if gate_major and batch > 1 and not batch_minor:
+    if gate_major and not batch_minor:
         if weight_hh_t_blocks.shape[0] != 4:
             gate_blocks = np.empty((4, rec, hidden), h0.dtype)
             for g in range(4):
