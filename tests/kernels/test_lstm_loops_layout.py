@@ -18,6 +18,7 @@ from hypothesis import given, settings
 
 from rnnkit.cells import LSTMCell
 from rnnkit.kernels import lstm as lstm_kernels
+from rnnkit.kernels._common import ALIGN_ITEMS, block_layout
 from rnnkit.kernels._lstm_loops import _saved_views, _work_views
 
 from ._harness import (
@@ -122,10 +123,10 @@ def test_work_arrays_reused_across_shapes():
     [((3, 2, 5), (0, 4), (7,), (2, 1, 16)), ((1,),), ((0, 3, 2), (4, 4), (5, 3, 1))],
 )
 def test_layout_gives_each_array_an_aligned_span_of_its_own(shapes):
-    size, layout = lstm_kernels._layout(shapes)
+    size, layout = block_layout(shapes)
     end = 0
     for (start, *dims), shape in zip(layout.tolist(), shapes):
-        assert start % lstm_kernels.ALIGN_ITEMS == 0 and start >= end
+        assert start % ALIGN_ITEMS == 0 and start >= end
         assert tuple(dims) == shape + (1,) * (3 - len(shape))
         end = start + math.prod(shape)
     assert size >= end

@@ -112,6 +112,32 @@ def gate_gradient_shapes(batch, steps, features, width, hidden, needs):
     return shapes, np.array([needs[0], needs[2], needs[3], needs[4], needs[5]])
 
 
+# Arrays carved from one block start on a multiple of this many elements (64 bytes in float32),
+# so that each starts as aligned as the block.
+ALIGN_ITEMS = 16
+
+
+@functools.lru_cache(maxsize=64)
+def block_layout(shapes: tuple[tuple[int, ...], ...]) -> tuple[int, np.ndarray]:
+    """``(size, layout)``: the elements of one block that holds arrays of ``shapes`` in turn, and
+    ``layout (n, 4)``, a row ``(start, *shape)`` per array (shapes padded with ones), which the
+    loops' ``_views`` take the arrays back out with (the native call's recipes place arrays in
+    one allocation by the same starts). Shared by every call of these sizes (and
+    left writeable: numba's dispatcher types read-only arrays on a slow path).
+
+    One block instead of an array each: fewer ``np.empty`` calls, and fewer arguments for numba
+    to unbox on each compiled call (the forward takes 28 instead of 38, the backward 30 instead
+    of 43): 6-8% off the array-level forward and backward at B=1, T=10 (measured).
+    """
+    layout = np.ones((len(shapes), 4), np.int64)
+    size = 0
+    for row, shape in zip(layout, shapes):
+        row[0] = size
+        row[1 : 1 + len(shape)] = shape
+        size += -(-math.prod(shape) // ALIGN_ITEMS) * ALIGN_ITEMS
+    return size, layout
+
+
 def transposed(array: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of ``array.T``: the per-step GEMM's right-hand side. OpenBLAS's small
     GEMMs run about 30% faster on it than on the transposed view (measured at 128x512)."""

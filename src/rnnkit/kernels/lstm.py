@@ -16,13 +16,13 @@ projection and weight gradients included, behind the ``autograd.Function`` of
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from rnnkit.kernels._common import (
     Plan,
     arrays_of,
+    block_layout,
     optional_matrix,
     recycled,
     transposed,
@@ -66,31 +66,6 @@ def step_gemm(batch: int, depth: int, width: int) -> tuple[bool, int]:
     return blocks == 1 and batch * depth * width >= BATCH_MINOR_MIN_MACS, blocks
 
 
-# Arrays carved from one block start on a multiple of this many elements (64 bytes in float32),
-# so that each starts as aligned as the block.
-ALIGN_ITEMS = 16
-
-
-@functools.lru_cache(maxsize=64)
-def _layout(shapes: tuple[tuple[int, ...], ...]) -> tuple[int, np.ndarray]:
-    """``(size, layout)``: the elements of one block that holds arrays of ``shapes`` in turn, and
-    ``layout (n, 4)``, a row ``(start, *shape)`` per array (shapes padded with ones), which the
-    loops' ``_views`` take the arrays back out with. Shared by every call of these sizes (and
-    left writeable: numba's dispatcher types read-only arrays on a slow path).
-
-    One block instead of an array each: fewer ``np.empty`` calls, and fewer arguments for numba
-    to unbox on each compiled call (the forward takes 28 instead of 38, the backward 30 instead
-    of 43): 6-8% off the array-level forward and backward at B=1, T=10 (measured).
-    """
-    layout = np.ones((len(shapes), 4), np.int64)
-    size = 0
-    for row, shape in zip(layout, shapes):
-        row[0] = size
-        row[1 : 1 + len(shape)] = shape
-        size += -(-math.prod(shape) // ALIGN_ITEMS) * ALIGN_ITEMS
-    return size, layout
-
-
 @functools.lru_cache(maxsize=64)
 def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate_major=False):
     """What a forward of these sizes needs besides its arrays: ``(size, layout)`` of its saved
@@ -102,7 +77,7 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
     batch-minor and B > 1.
     """
     four_h = 4 * hidden
-    size, layout = _layout((
+    size, layout = block_layout((
         (steps, batch, features),  # x_t
         (steps * batch if norm else 0, four_h),  # x_hat
         (steps * batch if norm else 0,),  # rstd_ih
@@ -138,7 +113,7 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs):
     GEMMs run (batch-minor, column blocks)."""
     four_h = 4 * hidden
     both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
-    size, layout = _layout((
+    size, layout = block_layout((
         (steps, batch, four_h),  # d_gates
         (steps if norm else 0, batch, four_h),  # d_proj
         (steps * batch if norm else 0, four_h),  # d_x_proj

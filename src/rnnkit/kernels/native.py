@@ -25,7 +25,6 @@ import ctypes
 import functools
 import hashlib
 import importlib.util
-import math
 import os
 import platform
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from rnnkit.kernels._common import block_layout
 
 SOURCE = Path(__file__).with_name("_native.cpp")
 MODULE_NAME = "rnnkit_native"
@@ -156,14 +157,13 @@ class Arguments:
         return index
 
     def allocate_parts(self, shapes) -> tuple[int, list[int]]:
-        """One tensor allocated per call holding arrays of ``shapes`` in turn (each starting on
-        a multiple of 16 elements), each seen by the entry as its shape; returns the tensor's
-        index among the allocations and each array's offset in it. One allocation, and for
-        saved arrays one saved tensor, costs less per call than one per array."""
-        offsets, size = [], 0
-        for shape in shapes:
-            offsets.append(size)
-            size += -(-math.prod(shape) // PART_ALIGN) * PART_ALIGN
+        """One tensor allocated per call holding arrays of ``shapes`` in turn (placed as
+        :func:`~rnnkit.kernels._common.block_layout` places them), each seen by the entry as
+        its shape; returns the tensor's index among the allocations and each array's offset in
+        it. One allocation, and for saved arrays one saved tensor, costs less per call than one
+        per array."""
+        size, layout = block_layout(tuple(tuple(int(n) for n in shape) for shape in shapes))
+        offsets = [int(start) for start in layout[:, 0]]
         self.allocations.append((size,))
         index = len(self.allocations) - 1
         for shape, offset in zip(shapes, offsets):
@@ -174,8 +174,6 @@ class Arguments:
         return (entry, self.block, self.slots, self.sources, self.indices, self.offsets,
                 self.allocations)
 
-
-PART_ALIGN = 16  # elements: 64 bytes in float32
 
 
 def make_recipe(forward: Arguments, backward: tuple[Arguments, Arguments], entries, returned,
