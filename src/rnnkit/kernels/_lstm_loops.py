@@ -42,6 +42,7 @@ from rnnkit.kernels._rows import (
     layer_norm_row,
     layer_norm_row_backward,
     masked_state_grad,
+    repeat_rows,
     route_output_grads,
     transpose_into,
     weight_gradients_into,
@@ -197,15 +198,6 @@ def _flat_step(i_, f_, g_, o_, u_i, u_f, u_g, u_o, peep_rows, offset, c_prev, c_
 
 
 @jit
-def _repeat_rows(vector, batch, out):
-    """``out (G, B*H)``: each of ``vector (G*H,)``'s ``G`` parts repeated ``batch`` times."""
-    width = vector.size // out.shape[0]
-    for g in range(out.shape[0]):
-        for b in range(batch):
-            copy(vector[g * width : (g + 1) * width], out[g, b * width : (b + 1) * width])
-
-
-@jit
 def _gate_start(g, t, steps, batch, hidden):
     """Where gate ``g`` of step ``t`` starts in the saved gates, flat and gate-major: ``(4, T,
     B*H)``, each gate of a step one contiguous block of the batch."""
@@ -226,7 +218,7 @@ def _gate_major_projection(x2, weight_ih_t, bias, batch, gates):
         columns = np.ascontiguousarray(weight_ih_t[:, g * hidden : (g + 1) * hidden])
         np.dot(x2, columns, projection[g])
     bias_rows = np.empty((4, width), x2.dtype)
-    _repeat_rows(bias, batch, bias_rows)
+    repeat_rows(bias, batch, bias_rows)
     for g in range(4):
         row = bias_rows[g]
         for t in range(steps):
@@ -340,7 +332,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     if gate_major:
         _gate_major_projection(x_t.reshape(rows, features), weight_ih_t, bias, batch, gm)
         if peephole.shape[0] > 0:
-            _repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
+            repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
     else:
         np.dot(x_t.reshape(rows, features), weight_ih_t, x_proj)
     if norm:
@@ -359,16 +351,10 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     product_blocks = np.empty(
         (weight_hh_t_blocks.shape[0], batch, weight_hh_t_blocks.shape[2]), h0.dtype
     )
-    # U ĥ per gate (see _gate_major_step): the column blocks' products are the gates' own
-    # (lstm.py's _forward_shape asks for four blocks; a caller that did not gets them here)
-    gate_blocks, gate_product = weight_hh_t_blocks, product.reshape(4, batch, hidden)
-    if gate_major and not batch_minor:
-        if weight_hh_t_blocks.shape[0] != 4:
-            gate_blocks = np.empty((4, rec, hidden), h0.dtype)
-            for g in range(4):
-                for r in range(rec):
-                    copy(weight_hh_t[r, g * hidden : (g + 1) * hidden], gate_blocks[g, r])
-        gate_product = np.empty((4, batch, hidden), h0.dtype)
+    # U ĥ per gate (see _gate_major_step): lstm.py's _forward_shape asks for the four gates'
+    # column blocks, whose products are then the gates' own
+    if gate_major and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
+        raise ValueError("weight_hh_t_blocks: the gate-major cell takes U^T in 4 column blocks")
     for t in range(steps):
         h_rec = h_all[t]
         if has_mask:
@@ -377,8 +363,10 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
                 for j in range(rec):
                     h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
         if gate_major:
-            _gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_minor,
-                             keep, gm, peep_rows, gate_product, product_t, c_all, tanh_c, m)
+            _gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks,
+                             batch_minor, keep, gm, peep_rows,
+                             product.reshape(4, batch, hidden) if batch_minor else product_blocks,
+                             product_t, c_all, tanh_c, m)
         else:
             if batch_minor:
                 np.dot(weight_hh, h_rec.T, product_t)
@@ -661,7 +649,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
     peep_rows = np.empty((3 if gate_major and peephole.shape[0] > 0 else 0, width), dtype)
     d_peep_rows = np.zeros_like(peep_rows)
     if peep_rows.shape[0] > 0:
-        _repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
+        repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
     gate_work = np.empty((4 if gate_major else 0, width), dtype)
     carry = np.zeros_like(d_h)
     d_peep[:] = 0.0

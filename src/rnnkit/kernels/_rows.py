@@ -129,6 +129,15 @@ def transpose_into(src, dst):
 
 
 @jit
+def repeat_rows(vector, batch, out):
+    """``out (G, B*H)``: each of ``vector (G*H,)``'s ``G`` parts repeated ``batch`` times."""
+    width = vector.size // out.shape[0]
+    for g in range(out.shape[0]):
+        for b in range(batch):
+            copy(vector[g * width : (g + 1) * width], out[g, b * width : (b + 1) * width])
+
+
+@jit
 def recurrent_rows(h_all, h_rec_all, recurrent_mask, t):
     """``ĥ = m ⊙ h_{t-1}`` for step ``t``: ``h_all[t]`` itself without a mask, else written into
     ``h_rec_all[t]``."""

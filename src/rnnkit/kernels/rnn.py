@@ -37,6 +37,7 @@ from rnnkit.kernels._rows import (
     input_x_gradient_into,
     masked_state_grad,
     recurrent_rows,
+    repeat_rows,
     route_output_grads,
     sum_rows,
     weight_gradients_into,
@@ -78,19 +79,21 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurre
     # Written straight into ``new``, which each step then activates in place; the biases join
     # the step's row pass, while the row is in cache.
     np.dot(x_t.reshape(batch * steps, features), weight_ih_t, new.reshape(batch * steps, hidden))
-    bias = np.zeros((batch, hidden), x.dtype)
-    for b in range(batch):
-        if bias_ih.size > 0:
-            bias[b] += bias_ih
-        if bias_hh.size > 0:
-            bias[b] += bias_hh
-        copy(h0[b], h_all[0, b])
     flat = batch * hidden
+    bias = np.zeros(hidden, x.dtype)
+    if bias_ih.size > 0:
+        bias += bias_ih
+    if bias_hh.size > 0:
+        bias += bias_hh
+    bias_rows = np.empty((1, flat), x.dtype)  # the biases repeated for every row
+    repeat_rows(bias, batch, bias_rows)
+    for b in range(batch):
+        copy(h0[b], h_all[0, b])
     product = np.empty_like(h0)  # U ĥ
     for t in range(steps):
         h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
         np.dot(h_rec, weight_hh_t, product)
-        _activate_block(act, new[t].reshape(flat), product.reshape(flat), bias.reshape(flat))
+        _activate_block(act, new[t].reshape(flat), product.reshape(flat), bias_rows[0])
         emit_outputs(outputs, h_all, new[t], t, keep, zero_output)
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
