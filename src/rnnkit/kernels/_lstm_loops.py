@@ -21,6 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels._lstm_gate_major import (
+    gate_major_projection,
+    gate_major_step,
+    gate_major_step_backward,
+)
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -80,7 +85,7 @@ def _plain_row(gates, x_row, c_prev, peephole, c_new, tanh_c, m):
     ``gates + x_row`` (``x̂`` and ``U ĥ``, both ``(4H,)``); ``gates`` holds the activated gates on
     exit. Writes ``c_new``, ``tanh(c_new)`` and ``m = o ⊙ tanh(c)``. ``peephole`` is ``(3, H)``
     or empty. The loops run it at B=1, where the row is the whole batch and the saved gates keep
-    this row layout (see :func:`_gate_major_step` for B > 1)."""
+    this row layout (see :func:`~rnnkit.kernels._lstm_gate_major.gate_major_step` for B > 1)."""
     hidden = c_prev.size
     if peephole.shape[0] > 0:
         for j in range(hidden):
@@ -144,130 +149,6 @@ def _plain_row_ln(gates, x_row, c_prev, peephole, c_new, c_hat, ln_weight, ln_bi
 
 
 @jit
-def _flat_cell(i_, f_, g_, o_, u_i, u_f, u_g, u_o, c_prev, c_new, tanh_c, m):
-    """The tanh/sigmoid cell over a gate-major block, flat: each of ``i_, f_, g_, o_`` holds one
-    gate's input projection (biases included) for every unit of every row, ``(B*H,)``, and the
-    activated gate on exit; ``u_*`` the matching ``U ĥ``. Writes ``c_new``, ``tanh(c_new)`` and
-    ``m = o ⊙ tanh(c)``.
-
-    One loop over the whole batch: LLVM vectorises it, and a loop this long keeps the vector
-    units busy where a loop over one row of a few vectors waits on their latency (a row at H=32
-    cost about 80 ns a call beyond its work, measured)."""
-    for n in range(c_prev.size):
-        i = sigmoid_t(i_[n] + u_i[n])
-        f = sigmoid_t(f_[n] + u_f[n])
-        g = tanh_t(g_[n] + u_g[n])
-        o = sigmoid_t(o_[n] + u_o[n])
-        c = f * c_prev[n] + i * g
-        t = tanh_t(c)
-        i_[n], f_[n], g_[n], o_[n] = i, f, g, o
-        c_new[n] = c
-        tanh_c[n] = t
-        m[n] = o * t
-
-
-@jit
-def _flat_peephole_cell(i_, f_, g_, o_, u_i, u_f, u_g, u_o, p_i, p_f, p_o, c_prev, c_new, tanh_c,
-                        m):
-    """:func:`_flat_cell` with peepholes ``p_* (B*H,)`` (the peephole weights repeated per row)."""
-    for n in range(c_prev.size):
-        cp = c_prev[n]
-        i = sigmoid_t(i_[n] + u_i[n] + p_i[n] * cp)
-        f = sigmoid_t(f_[n] + u_f[n] + p_f[n] * cp)
-        g = tanh_t(g_[n] + u_g[n])
-        c = f * cp + i * g
-        o = sigmoid_t(o_[n] + u_o[n] + p_o[n] * c)
-        t = tanh_t(c)
-        i_[n], f_[n], g_[n], o_[n] = i, f, g, o
-        c_new[n] = c
-        tanh_c[n] = t
-        m[n] = o * t
-
-
-@jit
-def _flat_step(i_, f_, g_, o_, u_i, u_f, u_g, u_o, peep_rows, offset, c_prev, c_new, tanh_c, m):
-    """:func:`_flat_cell` or, when ``peep_rows (3, N)`` is not empty, :func:`_flat_peephole_cell`
-    (reading ``peep_rows`` from ``offset`` on)."""
-    if peep_rows.shape[0] > 0:
-        n = c_prev.size
-        _flat_peephole_cell(i_, f_, g_, o_, u_i, u_f, u_g, u_o, peep_rows[0, offset : offset + n],
-                            peep_rows[1, offset : offset + n], peep_rows[2, offset : offset + n],
-                            c_prev, c_new, tanh_c, m)
-    else:
-        _flat_cell(i_, f_, g_, o_, u_i, u_f, u_g, u_o, c_prev, c_new, tanh_c, m)
-
-
-@jit
-def _gate_start(g, t, steps, batch, hidden):
-    """Where gate ``g`` of step ``t`` starts in the saved gates, flat and gate-major: ``(4, T,
-    B*H)``, each gate of a step one contiguous block of the batch."""
-    return (g * steps + t) * batch * hidden
-
-
-@jit
-def _gate_major_projection(x2, weight_ih_t, bias, batch, gates):
-    """The input projection of every step, biases included, into the saved ``gates`` (flat, in
-    :func:`_gate_start`'s layout): one GEMM per gate, on a contiguous copy of that gate's columns
-    of ``weight_ih_t = W^T`` (``W`` may be stored either way: the Keras face's is transposed),
-    then the biases in one pass per gate and step."""
-    hidden = weight_ih_t.shape[1] // 4
-    rows, width = x2.shape[0], batch * hidden
-    steps = rows // batch
-    projection = gates.reshape(4, rows, hidden)
-    for g in range(4):
-        columns = np.ascontiguousarray(weight_ih_t[:, g * hidden : (g + 1) * hidden])
-        np.dot(x2, columns, projection[g])
-    bias_rows = np.empty((4, width), x2.dtype)
-    repeat_rows(bias, batch, bias_rows)
-    for g in range(4):
-        row = bias_rows[g]
-        for t in range(steps):
-            start = _gate_start(g, t, steps, batch, hidden)
-            block = gates[start : start + width]
-            for n in range(width):
-                block[n] += row[n]
-
-
-@jit
-def _gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_minor, keep,
-                     gates, peep_rows, product, product_t, c_all, tanh_c, m):
-    """Step ``t`` of the tanh/sigmoid cell without layer norm, one gate at a time.
-
-    ``gates`` (flat, see :func:`_gate_start`) holds each gate's input projection for every step
-    and receives the activated gates. ``U ĥ`` is computed per gate into ``product (4, B, H)``:
-    from ``gate_blocks (4, R, H)``, the gates' columns of ``U^T``, or batch-minor into
-    ``product_t (4H, B)`` and transposed per gate. Then one flat pass over the batch
-    (:func:`_flat_cell`); a step with masked rows runs it row by row, and masked rows carry their
-    cell. ``m (B, H)`` receives ``o ⊙ tanh(c)``. (At B=1 :func:`_plain_row` runs the cell.)
-    """
-    batch, hidden = m.shape
-    width = batch * hidden
-    u = product.reshape(4, width)
-    if batch_minor:
-        np.dot(weight_hh, h_rec.T, product_t)
-        for g in range(4):
-            transpose_into(product_t[g * hidden : (g + 1) * hidden], product[g])
-    else:
-        for g in range(4):
-            np.dot(h_rec, gate_blocks[g], product[g])
-    i0, f0 = _gate_start(0, t, steps, batch, hidden), _gate_start(1, t, steps, batch, hidden)
-    g0, o0 = _gate_start(2, t, steps, batch, hidden), _gate_start(3, t, steps, batch, hidden)
-    c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
-    tanh_row, m_row = tanh_c[t].reshape(width), m.reshape(width)
-    all_kept = True
-    for b in range(batch):
-        all_kept = all_kept and keep[b, t]
-    for k in range(1 if all_kept else batch):
-        lo, hi = (0, width) if all_kept else (k * hidden, (k + 1) * hidden)
-        if not all_kept and not keep[k, t]:
-            copy(c_prev[lo:hi], c_new[lo:hi])
-            continue
-        _flat_step(gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi], gates[g0 + lo : g0 + hi],
-                   gates[o0 + lo : o0 + hi], u[0, lo:hi], u[1, lo:hi], u[2, lo:hi], u[3, lo:hi],
-                   peep_rows, lo, c_prev[lo:hi], c_new[lo:hi], tanh_row[lo:hi], m_row[lo:hi])
-
-
-@jit
 def _saved_views(saved, layout):
     """The forward's saved arrays, in the block ``saved`` at ``layout`` (see
     ``rnnkit.kernels.lstm._forward_shape``)."""
@@ -298,8 +179,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     :func:`_saved_views` in the block ``saved`` at ``layout``: ``x_t (T, B, I)``; with layer
     norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated; for the
     tanh/sigmoid cell without layer norm at B > 1, gate-major ``(4, T, B*H)``, see
-    :func:`_gate_major_step`); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1, B, R)``;
-    ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection
+    :mod:`rnnkit.kernels._lstm_gate_major`); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1,
+    B, R)``; ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection
     ``m_all (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd
     (T, B, 2)``.
     """
@@ -326,11 +207,11 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
         bias += bias_hh
     # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
     x_proj = gates.reshape(rows, four_h)
-    gm = gates.reshape(gates.size)  # gate-major (see _gate_start)
+    gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
     width = batch * hidden
     peep_rows = np.empty((3 if gate_major and peephole.shape[0] > 0 else 0, width), x.dtype)
     if gate_major:
-        _gate_major_projection(x_t.reshape(rows, features), weight_ih_t, bias, batch, gm)
+        gate_major_projection(x_t.reshape(rows, features), weight_ih_t, bias, batch, gm)
         if peephole.shape[0] > 0:
             repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
     else:
@@ -351,7 +232,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     product_blocks = np.empty(
         (weight_hh_t_blocks.shape[0], batch, weight_hh_t_blocks.shape[2]), h0.dtype
     )
-    # U ĥ per gate (see _gate_major_step): lstm.py's _forward_shape asks for the four gates'
+    # U ĥ per gate (see gate_major_step): lstm.py's _forward_shape asks for the four gates'
     # column blocks, whose products are then the gates' own
     if gate_major and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
         raise ValueError("weight_hh_t_blocks: the gate-major cell takes U^T in 4 column blocks")
@@ -363,7 +244,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
                 for j in range(rec):
                     h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
         if gate_major:
-            _gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks,
+            gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks,
                              batch_minor, keep, gm, peep_rows,
                              product.reshape(4, batch, hidden) if batch_minor else product_blocks,
                              product_t, c_all, tanh_c, m)
@@ -415,85 +296,6 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
         copy(c_all[steps, b], c_final[b])
-
-
-@jit
-def _flat_cell_backward(d_m, i_, f_, g_, o_, c_prev, tanh_c, d_c, d_i, d_f, d_g, d_o):
-    """Backward of :func:`_flat_cell` over a flat block: the gates' gradients ``d_* (N,)`` from
-    ``d_m`` and ``d_c`` (in: d(c_t), out: d(c_{t-1}))."""
-    for n in range(d_m.size):
-        i, f, cand, o = i_[n], f_[n], g_[n], o_[n]
-        t = tanh_c[n]
-        dm = d_m[n]
-        d_cell = d_c[n] + dm * o * (ONE_32 - t * t)
-        d_i[n] = d_cell * cand * i * (ONE_32 - i)
-        d_f[n] = d_cell * c_prev[n] * f * (ONE_32 - f)
-        d_g[n] = d_cell * i * (ONE_32 - cand * cand)
-        d_o[n] = dm * t * o * (ONE_32 - o)
-        d_c[n] = d_cell * f
-
-
-@jit
-def _flat_peephole_cell_backward(d_m, i_, f_, g_, o_, c_prev, c_new, tanh_c, p_i, p_f, p_o, d_c,
-                                 d_i, d_f, d_g, d_o, dp_i, dp_f, dp_o):
-    """Backward of :func:`_flat_peephole_cell`; accumulates the peepholes' gradients per unit of
-    every row into ``dp_* (N,)``."""
-    for n in range(d_m.size):
-        i, f, cand, o = i_[n], f_[n], g_[n], o_[n]
-        t = tanh_c[n]
-        dm = d_m[n]
-        d_out = dm * t * o * (ONE_32 - o)
-        d_cell = d_c[n] + dm * o * (ONE_32 - t * t) + p_o[n] * d_out
-        d_in = d_cell * cand * i * (ONE_32 - i)
-        d_forget = d_cell * c_prev[n] * f * (ONE_32 - f)
-        d_i[n], d_f[n], d_o[n] = d_in, d_forget, d_out
-        d_g[n] = d_cell * i * (ONE_32 - cand * cand)
-        d_c[n] = d_cell * f + p_i[n] * d_in + p_f[n] * d_forget
-        dp_i[n] += d_in * c_prev[n]
-        dp_f[n] += d_forget * c_prev[n]
-        dp_o[n] += d_out * c_new[n]
-
-
-@jit
-def _gate_major_step_backward(t, steps, d_m, gates, c_all, tanh_c, keep, peep_rows, d_c,
-                              d_peep_rows, work, d_gates_t):
-    """Step ``t``'s gate gradients for :func:`_gate_major_step`'s cell, into ``d_gates_t (B,
-    4H)`` (the layout the weight gradients' GEMMs read): one flat pass over the batch, through
-    ``work (4, B*H)`` and then row by row into ``d_gates_t``. ``d_c (B, H)`` goes from d(c_t)
-    to d(c_{t-1}); with peepholes ``d_peep_rows (3, B*H)`` accumulates their gradients per unit
-    and row. A step with masked rows runs row by row; masked rows get zero and leave ``d_c`` as
-    it is."""
-    batch, hidden = d_c.shape
-    width = batch * hidden
-    i0, f0 = _gate_start(0, t, steps, batch, hidden), _gate_start(1, t, steps, batch, hidden)
-    g0, o0 = _gate_start(2, t, steps, batch, hidden), _gate_start(3, t, steps, batch, hidden)
-    dm, dc = d_m.reshape(width), d_c.reshape(width)
-    c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
-    tanh_row = tanh_c[t].reshape(width)
-    all_kept = True
-    for b in range(batch):
-        all_kept = all_kept and keep[b, t]
-    for k in range(1 if all_kept else batch):
-        lo, hi = (0, width) if all_kept else (k * hidden, (k + 1) * hidden)
-        if not all_kept and not keep[k, t]:
-            d_gates_t[k] = 0.0
-            continue
-        i_, f_ = gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi]
-        g_, o_ = gates[g0 + lo : g0 + hi], gates[o0 + lo : o0 + hi]
-        if peep_rows.shape[0] > 0:
-            _flat_peephole_cell_backward(
-                dm[lo:hi], i_, f_, g_, o_, c_prev[lo:hi], c_new[lo:hi], tanh_row[lo:hi],
-                peep_rows[0, lo:hi], peep_rows[1, lo:hi], peep_rows[2, lo:hi], dc[lo:hi],
-                work[0, lo:hi], work[1, lo:hi], work[2, lo:hi], work[3, lo:hi],
-                d_peep_rows[0, lo:hi], d_peep_rows[1, lo:hi], d_peep_rows[2, lo:hi])
-        else:
-            _flat_cell_backward(dm[lo:hi], i_, f_, g_, o_, c_prev[lo:hi], tanh_row[lo:hi],
-                                dc[lo:hi], work[0, lo:hi], work[1, lo:hi], work[2, lo:hi],
-                                work[3, lo:hi])
-        for b in range(lo // hidden, hi // hidden):
-            for g in range(4):
-                copy(work[g, b * hidden : (b + 1) * hidden],
-                     d_gates_t[b, g * hidden : (g + 1) * hidden])
 
 
 @jit
@@ -645,7 +447,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
     dtype = gates.dtype
     rows = batch * steps
     width = batch * hidden
-    gm = gates.reshape(gates.size)  # gate-major (see _gate_start)
+    gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
     peep_rows = np.empty((3 if gate_major and peephole.shape[0] > 0 else 0, width), dtype)
     d_peep_rows = np.zeros_like(peep_rows)
     if peep_rows.shape[0] > 0:
@@ -669,7 +471,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
             d_m = d_new
         dg_t = d_gates[t]
         if gate_major:
-            _gate_major_step_backward(t, steps, d_m, gm, c_all, tanh_c, keep, peep_rows, d_c,
+            gate_major_step_backward(t, steps, d_m, gm, c_all, tanh_c, keep, peep_rows, d_c,
                                       d_peep_rows, gate_work, dg_t)
         for b in range(0 if gate_major else batch):
             if not keep[b, t]:

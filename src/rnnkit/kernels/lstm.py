@@ -99,9 +99,8 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
 
 
 def gate_major(codes, norm: bool) -> bool:
-    """Whether the loops keep the gates gate-major at B > 1 (:func:`~rnnkit.kernels.
-    _lstm_loops._gate_major_step`): the tanh/sigmoid cell without layer norm, with or without
-    peepholes."""
+    """Whether the loops keep the gates gate-major at B > 1 (:mod:`rnnkit.kernels.
+    _lstm_gate_major`): the tanh/sigmoid cell without layer norm, with or without peepholes."""
     return tuple(codes) == (TANH, SIGMOID) and not norm
 
 
