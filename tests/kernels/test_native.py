@@ -351,6 +351,30 @@ def test_a_wrong_input_raises_the_modules_error():
         module(torch.randn(2, 5, 3, dtype=torch.float64))  # the weights are float32
 
 
+def test_the_native_call_refuses_inputs_its_recipe_does_not_fit():
+    # The single-layer drop-ins call their kept kernel straight away; the C++ side checks x's and
+    # the weights' dtype, sizes and contiguity, and runs nothing when they differ.
+    module, twin = _pair(rnnkit.nn.GRU, {}, torch.float32, input_size=3, hidden_size=4)
+    x = torch.randn(2, 5, 3)
+    module(x)
+    kernel = module._bound_cell(0, 0).kernel_cache[2]
+    assert NATIVE_NODE in _node(kernel.native_run(x, None, True, (4,))[0])
+    assert kernel.native_run(torch.randn(2, 5, 7), None, True, (4,)) is None
+    assert kernel.native_run(x.double(), None, True, (4,)) is None
+    weight = module.weight_hh_l0
+    original = weight.data
+    for changed in (torch.zeros(12, 3), torch.zeros(12, 4, dtype=torch.float64),
+                    torch.zeros(4, 12).t()):  # wrong shape, wrong dtype, not contiguous
+        weight.data = changed
+        assert kernel.native_run(x, None, True, (4,)) is None
+    weight.data = torch.randn(4, 12).t()  # the right shape, not contiguous: the Python path
+    twin.weight_hh_l0.data = weight.data.clone()
+    torch.testing.assert_close(module(x)[0], twin(x)[0])
+    weight.data = original
+    twin.weight_hh_l0.data = original.clone()
+    _check_native_against(module, twin, x, tolerance=1e-5)
+
+
 def test_unbatched_input_matches_batched():
     module = rnnkit.nn.GRU(3, 4)
     x = torch.randn(5, 3)  # (T, I)

@@ -12,6 +12,7 @@
 #include <torch/extension.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 
@@ -200,6 +201,24 @@ struct Recipe : torch::CustomClassHolder {
   std::vector<int64_t> gradient_of, gradient_offset;
   std::vector<Tensor> constants;  // arrays whose addresses the block templates hold
   int64_t threads = 1;
+  // The sizes of the first inputs (x, then the weights) the blocks were laid out for, and their
+  // dtype; a call whose inputs differ is refused (see `run`).
+  std::vector<std::vector<int64_t>> expected_sizes;
+  at::ScalarType expected_dtype = at::ScalarType::Undefined;
+
+  // Whether `inputs` are CPU tensors of the expected dtype and sizes (the weights contiguous).
+  bool fits(const std::vector<Tensor>& inputs) const {
+    if (inputs.size() < expected_sizes.size()) return false;
+    for (size_t k = 0; k < expected_sizes.size(); ++k) {
+      const Tensor& tensor = inputs[k];
+      if (!tensor.defined() || !tensor.device().is_cpu() ||
+          tensor.scalar_type() != expected_dtype || tensor.sizes() != expected_sizes[k] ||
+          (k > 0 && !tensor.is_contiguous())) {
+        return false;
+      }
+    }
+    return true;
+  }
 };
 
 using RecipePtr = c10::intrusive_ptr<Recipe>;
@@ -253,9 +272,10 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
       const Tensor& grad = grads[index];
       if (part.sources[k] != GRADIENT && part.sources[k] != GRADIENT_COPY) continue;
       Tensor& target = part.sources[k] == GRADIENT ? incoming[index] : copies[index];
-      if (!grad.defined()) {  // an output that was not used: zeros
-        target = torch::zeros(recipe.forward.allocations[recipe.returned[index]],
-                              inputs[0].options());
+      if (!grad.defined()) {  // an output that was not used: zeros (without the dispatcher)
+        target = empty_buffer(recipe.forward.allocations[recipe.returned[index]],
+                              inputs[0].scalar_type());
+        std::memset(target.data_ptr(), 0, target.nbytes());
       } else if (part.sources[k] == GRADIENT && grad.is_contiguous()) {
         target = grad;
       } else {  // a contiguous copy; for GRADIENT_COPY the kernel writes into it
@@ -311,11 +331,14 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
 };
 
 // Runs `recipe` on `inputs` (x first, then the weights it tracks), through autograd when grad
-// mode is on and an input requires grad.
+// mode is on and an input requires grad. Returns no tensors, having run nothing, when x or a
+// weight is not what the recipe was laid out for (the caller then binds its kernel again): so
+// the caller need not check their layout on every call.
 std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
   TORCH_CHECK(inputs.size() == recipe->gradient_of.size(), "inputs: the recipe takes ",
               recipe->gradient_of.size(), " tensors (x, the weights, the states), got ",
               inputs.size());
+  if (!recipe->fits(inputs)) return {};
   if (!inputs[0].is_contiguous()) inputs[0] = inputs[0].contiguous();
   bool tracked = false;
   if (torch::autograd::GradMode::is_enabled()) {
@@ -351,7 +374,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("gradient_of", &Recipe::gradient_of)
       .def_readwrite("gradient_offset", &Recipe::gradient_offset)
       .def_readwrite("constants", &Recipe::constants)
-      .def_readwrite("threads", &Recipe::threads);
+      .def_readwrite("threads", &Recipe::threads)
+      .def("expect", [](Recipe& r, const Tensor& like, std::vector<std::vector<int64_t>> sizes) {
+        r.expected_dtype = like.scalar_type();
+        r.expected_sizes = std::move(sizes);
+      }, "Sets the dtype (`like`'s) and sizes of the first inputs the recipe runs on");
   // No Python object is touched between the arguments' conversion and the results': the GIL is
   // released, as torch's own ops release it, so other Python threads run meanwhile.
   m.def("run", &run, "Run a recipe on (x, *weights, *states); returns its returned tensors",

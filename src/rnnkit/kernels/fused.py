@@ -143,8 +143,16 @@ def native_call(cell: BoundCell, inputs: torch.Tensor, state=None):
     """
     if inputs.dim() != 3 or 0 in inputs.shape:
         return None
+    cached = cell.kernel_cache
+    known = None if cached is None else cached[2]
+    if known is not None:
+        # The native call checks the inputs' and weights' dtypes and sizes itself, and refuses a
+        # call whose layout its recipe does not fit: only then is the kernel bound again.
+        result = known.native_run(inputs, state, True, cell.state_size)
+        if result is not None:
+            return result
     kernel = _cached_kernel(cell, inputs, arrays=False)
-    if kernel is None:
+    if kernel is None or kernel is known:
         return None
     return kernel.native_run(inputs, state, True, cell.state_size)
 
@@ -209,6 +217,7 @@ _LAYOUT = operator.attrgetter("dtype", "device", "shape")
 _VERSION = operator.attrgetter("_version")
 _stride, _data_ptr = torch.Tensor.stride, torch.Tensor.data_ptr
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_SHAPE = operator.attrgetter("shape")
 
 
 def _cached_kernel(cell: BoundCell, inputs: torch.Tensor, arrays: bool = True):
@@ -288,6 +297,11 @@ class BoundKernel:
         if len(self.recipes) >= MAX_PLANS:
             self.recipes.clear()
         made = self.recipes[key] = _entries.recipe(self, _entries.Call(*call))
+        if made is not None:  # the layout of x (B, T, I) and of the weights, checked per call
+            batch, steps = call[0], call[1]
+            sizes = [[batch, steps, self.tensors[0].shape[1]],
+                     *map(list, map(_SHAPE, self.weights))]
+            made.expect(torch.empty(0, dtype=self.dtype), sizes)
         return made
 
     def native_run(self, inputs: torch.Tensor, state, stacked: bool, sizes, mask=None,
@@ -334,7 +348,7 @@ class BoundKernel:
             given += state
         if mask is not None:
             given.append(mask)
-        return extension.run(recipe, given)
+        return extension.run(recipe, given) or None  # no tensors: refused (see native_call)
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
         """The call's :class:`Plan`; without masks it depends on the shapes alone and is kept."""
