@@ -284,17 +284,11 @@ def gru_recipe(kernel, call):
 # -- LSTM (plain, peephole, layer norm; no projection) --------------------------------------
 @jit
 def lstm_forward_entry(a, like):
-    """Scalars ``zero_output, act, rec_act, batch_minor, blocks, transpose``; arrays ``x, h0,
-    c0, w_ih, w_hh, b_ih, b_hh, peephole, ln (six), eps, keep, recurrent, outputs, h_final,
-    c_final, saved, layout``."""
-    w_hh = array2(a, 4, like)
-    if scalar(a, 5) != 0:
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-    else:
-        w_hh_t = np.empty((0, 0), like.dtype)
+    """Scalars ``zero_output, act, rec_act, batch_minor``; arrays ``x, h0, c0, w_ih, w_hh, b_ih,
+    b_hh, peephole, ln (six), eps, keep, recurrent, outputs, h_final, c_final, saved, layout``."""
     lstm_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like),
-                 array2(a, 3, like).T, w_hh, w_hh_t, split_columns(w_hh_t, scalar(a, 4)),
-                 array1(a, 5, like), array1(a, 6, like), np.empty((0, 0), like.dtype),
+                 array2(a, 3, like).T, array2(a, 4, like), array1(a, 5, like),
+                 array1(a, 6, like), np.empty((0, 0), like.dtype),
                  array2(a, 7, like), array1(a, 8, like), array1(a, 9, like), array1(a, 10, like),
                  array1(a, 11, like), array1(a, 12, like), array1(a, 13, like),
                  array1(a, 14, F64)[0], array2(a, 15, BOOL), array2(a, 16, like),
@@ -305,25 +299,19 @@ def lstm_forward_entry(a, like):
 
 @jit
 def lstm_backward_entry(a, like):
-    """Scalars ``zero_output, act, rec_act, batch_minor, blocks``; arrays ``d_outputs, saved,
-    layout, w_ih, w_hh, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent,
-    need, work, work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep,
-    d_ln``."""
-    w_hh = array2(a, 4, like)
-    minor = scalar(a, 3) != 0
-    if minor:
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-    else:
-        w_hh_t = np.empty((0, 0), like.dtype)
+    """Scalars ``zero_output, act, rec_act, batch_minor``; arrays ``d_outputs, saved, layout,
+    w_ih, w_hh, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent, need, work,
+    work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln``."""
     lstm_backward(array3(a, 0, like), array1(a, 1, like), array2(a, 2, I64), array2(a, 3, like),
-                  w_hh, w_hh_t, split_columns(w_hh, scalar(a, 4)), np.empty((0, 0), like.dtype),
+                  array2(a, 4, like), np.empty((0, 0), like.dtype),
                   array2(a, 5, like), array1(a, 6, like), array1(a, 7, like),
                   array1(a, 8, like), array2(a, 9, BOOL), array2(a, 10, like),
-                  scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), minor, array1(a, 11, BOOL),
-                  array1(a, 12, like), array2(a, 13, I64), array3(a, 14, like),
-                  array2(a, 15, like), array2(a, 16, like), array2(a, 17, like),
-                  array2(a, 18, like), array1(a, 19, like), array1(a, 20, like),
-                  array2(a, 21, like), array2(a, 22, like), array2(a, 23, like))
+                  scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), scalar(a, 3) != 0,
+                  array1(a, 11, BOOL), array1(a, 12, like), array2(a, 13, I64),
+                  array3(a, 14, like), array2(a, 15, like), array2(a, 16, like),
+                  array2(a, 17, like), array2(a, 18, like), array1(a, 19, like),
+                  array1(a, 20, like), array2(a, 21, like), array2(a, 22, like),
+                  array2(a, 23, like))
 
 
 def lstm_recipe(kernel, call):
@@ -338,14 +326,14 @@ def lstm_recipe(kernel, call):
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
     no_mask = np.empty((0, 0), dtype)
-    size, layout, minor, blocks, on_stored = lstm_arrays._forward_shape(
-        batch, steps, features, hidden, hidden, norm, False, False,
-        lstm_arrays.gate_major(kernel.codes, norm))
+    gate_major = lstm_arrays.gate_major(kernel.codes, norm)
+    size, layout, minor, _, _ = lstm_arrays._forward_shape(
+        batch, steps, features, hidden, hidden, norm, False, False, gate_major)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
     weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
                      (3, hidden), *ln_shapes)
 
-    forward = Arguments([call.zero_output, act, rec_act, minor, blocks, not (minor or on_stored)])
+    forward = Arguments([call.zero_output, act, rec_act, minor])
     forward.tensor(INPUT, 0, (batch, steps, features))
     _initial_states(forward, kernel, batch, (hidden, hidden), with_state)
     _weights(forward, kernel, weight_shapes, skip=(4,))
@@ -364,9 +352,9 @@ def lstm_recipe(kernel, call):
     for with_x in (False, True):
         needs = (with_x, False, False, True, True, has_ih, has_hh, False,
                  *weights_present[5:])
-        shapes, need, work_size, work_layout, minor_b, blocks_b = lstm_arrays._backward_shape(
-            batch, steps, features, hidden, hidden, norm, False, needs)
-        backward = Arguments([call.zero_output, act, rec_act, minor_b, blocks_b])
+        shapes, need, work_size, work_layout, minor_b, _ = lstm_arrays._backward_shape(
+            batch, steps, features, hidden, hidden, norm, False, needs, gate_major)
+        backward = Arguments([call.zero_output, act, rec_act, minor_b])
         backward.tensor(GRADIENT, 0, (batch, steps, hidden))
         backward.tensor(SAVED, 0, (size,))
         backward.constant(layout)

@@ -163,18 +163,50 @@ def _saved_views(saved, layout):
 
 
 @jit
-def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blocks, bias_ih,
-                 bias_hh, weight_hr_t, peephole, ln_ih_weight, ln_ih_bias, ln_hh_weight,
-                 ln_hh_bias, ln_c_weight, ln_c_bias, eps, keep, recurrent_mask, zero_output, act,
-                 rec_act, batch_minor, outputs, h_final, c_final, saved, layout):
+def _forward_scratch(saved, layout):
+    """The forward's scratch arrays, after the saved ones in the same block (see
+    ``rnnkit.kernels.lstm._forward_shape``): ``bias (4H,)``, ``peep_rows (3, B*H)`` (gate-major),
+    ``c_new (H,)``, ``m (B, H)``, ``c_ln (H,)``, ``h_new (B, R)`` (with a projection), ``product
+    (B, 4H)``, ``product_t (4H, B)`` (batch-minor), ``product_blocks (P, B, 4H/P)``, ``U^T (R,
+    4H)`` and its column blocks ``(P, R, 4H/P)``; absent ones have a zero first dimension.
+
+    In the block rather than allocated here: the native call's blocks carry no reference count,
+    so the views each step takes of them cost no atomic increments (about 4% of a call at B=8,
+    T=100, H=32, measured with perf)."""
+    return (
+        block_view1(saved, layout, 12), block_view2(saved, layout, 13),
+        block_view1(saved, layout, 14), block_view2(saved, layout, 15),
+        block_view1(saved, layout, 16), block_view2(saved, layout, 17),
+        block_view2(saved, layout, 18), block_view2(saved, layout, 19),
+        block_view3(saved, layout, 20), block_view2(saved, layout, 21),
+        block_view3(saved, layout, 22),
+    )
+
+
+@jit
+def column_blocks_into(matrix, blocks):
+    """``blocks (P, K, N/P)``: the column blocks of ``matrix (K, N)``, each C-contiguous (as
+    :func:`~rnnkit.kernels._rows.split_columns` makes them); nothing for empty ``blocks``."""
+    count, depth, width = blocks.shape
+    for k in range(count):
+        for j in range(depth):
+            for c in range(width):
+                blocks[k, j, c] = matrix[j, k * width + c]
+
+
+@jit
+def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_t, peephole,
+                 ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps,
+                 keep, recurrent_mask, zero_output, act, rec_act, batch_minor, outputs, h_final,
+                 c_final, saved, layout):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
 
     Absent options are arrays with a zero dimension. ``gates`` first receives the input
     projection, to which each step adds ``LN_hh(U ĥ)``; with ``batch_minor`` each step's ``U ĥ``
     is computed as ``U ĥ^T (4H, B)`` and transposed (see :func:`transpose_into`); else from
-    ``weight_hh_t = U^T``, in the column blocks ``weight_hh_t_blocks`` unless that is empty (see
-    :func:`dot_column_blocks`), except at B=1 where an empty ``weight_hh_t`` asks for the
-    matrix-vector product on ``U`` as stored. Fills
+    ``U^T``, in its column blocks when the layout has them (see :func:`dot_column_blocks`), except
+    at B=1 where an empty ``U^T`` asks for the matrix-vector product on ``U`` as stored (both
+    taken from ``weight_hh`` into the block, see :func:`_forward_scratch`). Fills
     ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass, the arrays of
     :func:`_saved_views` in the block ``saved`` at ``layout``: ``x_t (T, B, I)``; with layer
     norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated; for the
@@ -187,6 +219,11 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
         _saved_views(saved, layout)
     )
+    (bias, peep_all, c_new, m, c_ln, h_new, product, product_t, product_blocks, weight_hh_t,
+     weight_hh_t_blocks) = _forward_scratch(saved, layout)
+    if weight_hh_t.shape[0] > 0:
+        transpose_into(weight_hh, weight_hh_t)
+    column_blocks_into(weight_hh_t, weight_hh_t_blocks)
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
     four_h = 4 * hidden
@@ -200,7 +237,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
             copy(x[b, t], x_t[t, b])
     # The biases join U ĥ row by row below, while the row is in cache, rather than in a pass of
     # their own over the (T*B, 4H) projection (gate-major, they join the projection).
-    bias = np.zeros(four_h, x.dtype)
+    bias[:] = 0.0
     if bias_ih.size > 0:
         bias += bias_ih
     if bias_hh.size > 0:
@@ -208,8 +245,9 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
     x_proj = gates.reshape(rows, four_h)
     gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
-    width = batch * hidden
-    peep_rows = np.empty((3 if gate_major and peephole.shape[0] > 0 else 0, width), x.dtype)
+    if gate_major and peephole.shape[0] > 0 and peep_all.shape[0] != 3:
+        raise ValueError("layout: the gate-major peephole cell takes 3 rows of repeated peepholes")
+    peep_rows = peep_all[: 3 if gate_major and peephole.shape[0] > 0 else 0]
     if gate_major:
         gate_major_projection(x_t.reshape(rows, features), weight_ih_t, bias, batch, gm)
         if peephole.shape[0] > 0:
@@ -224,14 +262,6 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, weight_hh_t, weight_hh_t_blo
     for b in range(batch):
         copy(h0[b], h_all[0, b])
         copy(c0[b], c_all[0, b])
-    c_new, m = np.empty(hidden, c0.dtype), np.empty((batch, hidden), c0.dtype)
-    c_ln = np.empty(hidden, c0.dtype)
-    h_new = np.empty((batch, rec), h0.dtype)
-    product = np.empty((batch, four_h), h0.dtype)  # U ĥ
-    product_t = np.empty((four_h if batch_minor else 0, batch), h0.dtype)
-    product_blocks = np.empty(
-        (weight_hh_t_blocks.shape[0], batch, weight_hh_t_blocks.shape[2]), h0.dtype
-    )
     # U ĥ per gate (see gate_major_step): lstm.py's _forward_shape asks for the four gates'
     # column blocks, whose products are then the gates' own
     if gate_major and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
@@ -416,14 +446,33 @@ def _work_views(work, layout):
 
 
 @jit
-def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, weight_hh_blocks,
-                  weight_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep,
-                  recurrent_mask, zero_output, act, rec_act, batch_minor, need, work, work_layout,
+def _backward_scratch(work, layout):
+    """The backward's scratch arrays, after the work arrays in the same block (see
+    ``rnnkit.kernels.lstm._backward_shape`` and, for why, :func:`_forward_scratch`):
+    ``peep_rows`` and ``d_peep_rows (3, B*H)`` and ``gate_work (4, B*H)`` (gate-major),
+    ``carry``, ``d_new (B, R)``, ``d_m (B, H)`` (with a projection), ``d_out``, ``d_c_from_h
+    (H,)``, ``d_rec (B, R)``, ``d_rec_t (R, B)`` (batch-minor), ``rec_blocks (P, B, R/P)``,
+    ``sums (4H,)``, ``U^T (R, 4H)`` (batch-minor) and ``U``'s column blocks ``(P, 4H, R/P)``."""
+    return (
+        block_view2(work, layout, 7), block_view2(work, layout, 8),
+        block_view2(work, layout, 9), block_view2(work, layout, 10),
+        block_view2(work, layout, 11), block_view2(work, layout, 12),
+        block_view1(work, layout, 13), block_view1(work, layout, 14),
+        block_view2(work, layout, 15), block_view2(work, layout, 16),
+        block_view3(work, layout, 17), block_view1(work, layout, 18),
+        block_view2(work, layout, 19), block_view3(work, layout, 20),
+    )
+
+
+@jit
+def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, peephole,
+                  ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent_mask, zero_output, act,
+                  rec_act, batch_minor, need, work, work_layout,
                   d_x, d_h, d_c, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, d_weight_hr,
                   d_peep, d_ln):
     """Backpropagate through time from ``lstm_forward``'s saved arrays (the block ``saved`` at
     ``layout``; ``batch_minor`` as there, for each step's ``d(ĥ) = d(U ĥ) U``, which otherwise
-    runs in ``U``'s column blocks ``weight_hh_blocks`` unless that is empty).
+    runs in ``U``'s column blocks when the work layout has them).
 
     The work arrays of :func:`_work_views` are carved from ``work`` at ``work_layout``.
 
@@ -438,29 +487,29 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
         _saved_views(saved, layout)
     )
     d_gates, d_proj, d_x_proj, d_h_new, both, result, d_x_t = _work_views(work, work_layout)
+    (peep_all, d_peep_all, gate_work, carry, d_new, d_m, d_out, d_c_from_h, d_rec, d_rec_t,
+     rec_blocks, sums, weight_hh_t, weight_hh_blocks) = _backward_scratch(work, work_layout)
+    if weight_hh_t.shape[0] > 0:
+        transpose_into(weight_hh, weight_hh_t)
+    column_blocks_into(weight_hh, weight_hh_blocks)
     steps, batch, four_h = gates.shape
     hidden, rec, features = four_h // 4, d_h.shape[1], x_t.shape[2]
     proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
     fast = act == TANH and rec_act == SIGMOID
     gate_major = fast and not norm and batch > 1  # as lstm_forward saved the gates
-    dtype = gates.dtype
     rows = batch * steps
-    width = batch * hidden
     gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
-    peep_rows = np.empty((3 if gate_major and peephole.shape[0] > 0 else 0, width), dtype)
-    d_peep_rows = np.zeros_like(peep_rows)
-    if peep_rows.shape[0] > 0:
+    if gate_major and (gate_work.shape[0] != 4 or peep_all.shape[0] != 3):
+        raise ValueError("work_layout: the gate-major cell takes its rows of gates and peepholes")
+    peeps = 3 if gate_major and peephole.shape[0] > 0 else 0
+    peep_rows, d_peep_rows = peep_all[:peeps], d_peep_all[:peeps]
+    d_peep_rows[:] = 0.0
+    if peeps > 0:
         repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
-    gate_work = np.empty((4 if gate_major else 0, width), dtype)
-    carry = np.zeros_like(d_h)
+    carry[:] = 0.0
     d_peep[:] = 0.0
     d_ln[:] = 0.0
-    d_new, d_m = np.empty_like(d_h), np.empty((batch, hidden), dtype)
-    d_out, d_c_from_h = np.empty(hidden, dtype), np.empty(hidden, dtype)
-    d_rec = np.empty_like(d_h)
-    d_rec_t = np.empty((rec if batch_minor else 0, batch), dtype)
-    rec_blocks = np.empty((weight_hh_blocks.shape[0], batch, weight_hh_blocks.shape[2]), dtype)
     for t in range(steps - 1, -1, -1):
         route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_new)
         if proj:
@@ -518,7 +567,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hh_t, w
     if need[5] and proj:
         np.dot(d_h_new.reshape(rows, rec).T, m_all.reshape(rows, hidden), d_weight_hr)
     if need[3] or need[4]:
-        sums = np.zeros(four_h, dtype)
+        sums[:] = 0.0
         for n in range(rows):
             for j in range(four_h):
                 sums[j] += d_gates2[n, j]

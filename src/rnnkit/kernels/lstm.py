@@ -30,7 +30,7 @@ from rnnkit.kernels._common import (
 )
 from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
 from rnnkit.kernels._numba import SIGMOID, TANH
-from rnnkit.kernels._rows import column_blocks, split_columns
+from rnnkit.kernels._rows import column_blocks
 
 # -- array level: allocation around the compiled loops ---------------------------------------
 # forward/backward below (and through them the autograd Function and the compiled training step)
@@ -77,6 +77,11 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
     batch-minor and B > 1.
     """
     four_h = 4 * hidden
+    minor, blocks = step_gemm(batch, rec, four_h)
+    if gate_major and batch > 1 and not minor:
+        blocks = 4
+    on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
+    split = blocks if blocks > 1 else 0
     size, layout = block_layout((
         (steps, batch, features),  # x_t
         (steps * batch if norm else 0, four_h),  # x_hat
@@ -90,11 +95,19 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
         (steps if norm else 0, batch, four_h),  # h_hat
         (steps if norm else 0, batch, hidden),  # c_hat
         (steps if norm else 0, batch, 2),  # rstd
+        # the scratch arrays (see _lstm_loops._forward_scratch)
+        (four_h,),  # bias
+        (3 if gate_major and batch > 1 else 0, batch * hidden),  # peep_rows
+        (hidden,),  # c_new
+        (batch, hidden),  # m
+        (hidden,),  # c_ln
+        (batch if proj else 0, rec),  # h_new
+        (batch, four_h),  # product
+        (four_h if minor else 0, batch),  # product_t
+        (split, batch, four_h // blocks),  # product_blocks
+        (0 if minor or on_stored else rec, four_h),  # U^T
+        (split, rec, four_h // blocks),  # U^T's column blocks
     ))
-    minor, blocks = step_gemm(batch, rec, four_h)
-    if gate_major and batch > 1 and not minor:
-        blocks = 4
-    on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
     return size, layout, minor, blocks, on_stored
 
 
@@ -105,13 +118,16 @@ def gate_major(codes, norm: bool) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs):
+def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate_major=False):
     """What a backward of these sizes and ``needs`` needs besides its arrays: the shapes of the
     15 gradients' arrays (see :func:`lstm_backward_arrays`), the ``need`` flags the loops take,
     ``(size, layout)`` of its work block (see :func:`lstm_backward`'s docstring), and how its step
-    GEMMs run (batch-minor, column blocks)."""
+    GEMMs run (batch-minor, column blocks). ``gate_major`` as for :func:`_forward_shape`."""
     four_h = 4 * hidden
     both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
+    minor, blocks = step_gemm(batch, four_h, rec)
+    split = blocks if blocks > 1 else 0
+    gate_rows = gate_major and batch > 1
     size, layout = block_layout((
         (steps, batch, four_h),  # d_gates
         (steps if norm else 0, batch, four_h),  # d_proj
@@ -120,6 +136,21 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs):
         (steps * batch if both_weights else 0, features + rec),  # both
         (four_h if both_weights else 0, features + rec),  # result
         (steps if needs[0] else 0, batch, features),  # d_x_t
+        # the scratch arrays (see _lstm_loops._backward_scratch)
+        (3 if gate_rows else 0, batch * hidden),  # peep_rows
+        (3 if gate_rows else 0, batch * hidden),  # d_peep_rows
+        (4 if gate_rows else 0, batch * hidden),  # gate_work
+        (batch, rec),  # carry
+        (batch, rec),  # d_new
+        (batch if proj else 0, hidden),  # d_m
+        (hidden,),  # d_out
+        (hidden,),  # d_c_from_h
+        (batch, rec),  # d_rec
+        (rec if minor else 0, batch),  # d_rec_t
+        (split, batch, rec // blocks),  # rec_blocks
+        (four_h,),  # sums
+        (rec if minor else 0, four_h),  # U^T
+        (split, four_h, rec // blocks),  # U's column blocks
     ))
     shapes = (
         (batch if needs[0] else 0, steps, features),  # d_x
@@ -130,7 +161,6 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs):
         (rec, hidden) if needs[7] and proj else (0, 0),  # d_w_hr
     )
     need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
-    minor, blocks = step_gemm(batch, four_h, rec)
     return shapes, need, size, layout, minor, blocks
 
 
@@ -147,17 +177,16 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     hidden, rec = c0.shape[1], h0.shape[1]
     dtype = x.dtype
     norm = ln[0].size > 0
-    size, layout, minor, blocks, on_stored = _forward_shape(
+    size, layout, minor, _, _ = _forward_shape(
         batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
         gate_major((plan.activation, plan.recurrent_activation), norm),
     )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
     block = recycled((size,), dtype)
-    w_hh_t = _EMPTY[dtype] if minor or on_stored else transposed(w_hh)
     lstm_forward(
-        x, h0, c0, w_ih.T, w_hh, w_hh_t, split_columns(w_hh_t, blocks), b_ih, b_hh,
-        transposed(w_hr), peep, *ln, float(plan.spec.layer_norm_epsilon), plan.keep,
+        x, h0, c0, w_ih.T, w_hh, b_ih, b_hh, transposed(w_hr), peep, *ln,
+        float(plan.spec.layer_norm_epsilon), plan.keep,
         plan.recurrent, plan.zero_output, plan.activation, plan.recurrent_activation, minor,
         outputs, h_final, c_final, block, layout,
     )
@@ -175,17 +204,17 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     dtype = x.dtype
     batch, steps, features = x.shape
     hidden = c0.shape[1]
-    shapes, need, size, layout, minor, blocks = _backward_shape(
-        batch, steps, features, hidden, h0.shape[1], ln[0].size > 0, w_hr.shape[0] > 0,
-        tuple(needs),
+    norm = ln[0].size > 0
+    shapes, need, size, layout, minor, _ = _backward_shape(
+        batch, steps, features, hidden, h0.shape[1], norm, w_hr.shape[0] > 0, tuple(needs),
+        gate_major((plan.activation, plan.recurrent_activation), norm),
     )
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = (np.empty(shape, dtype) for shape in shapes)
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
     d_c = np.array(d_c_final, dtype, order="C")
     d_peep, d_ln = np.empty_like(peep), np.empty((6, 4 * hidden), dtype)
     lstm_backward(
-        d_outputs, *saved, w_ih, w_hh, transposed(w_hh) if minor else _EMPTY[dtype],
-        split_columns(w_hh, blocks), w_hr, peep, ln[0], ln[2], ln[4], plan.keep, plan.recurrent,
+        d_outputs, *saved, w_ih, w_hh, w_hr, peep, ln[0], ln[2], ln[4], plan.keep, plan.recurrent,
         plan.zero_output, plan.activation, plan.recurrent_activation, minor, need,
         workspace("work", (size,), dtype), layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
         d_w_hr, d_peep, d_ln,
