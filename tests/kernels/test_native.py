@@ -375,6 +375,28 @@ def test_the_native_call_refuses_inputs_its_recipe_does_not_fit():
     _check_native_against(module, twin, x, tolerance=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("loss", ["sum", "mean", "row weights", "transposed weights"])
+def test_broadcast_and_strided_output_gradients_match_reference(dtype, loss):
+    # A sum's or mean's gradient arrives as one value broadcast (every stride 0) and is filled
+    # in C++; a partly broadcast or transposed one is copied.
+    module, twin = _pair(rnnkit.nn.LSTM, {}, dtype)
+    x = torch.randn(3, 5, 6, dtype=dtype, requires_grad=True)
+    row = torch.randn(8, dtype=dtype)
+    grid = torch.randn(8, 5, 3, dtype=dtype).permute(2, 1, 0)  # (3, 5, 8), not contiguous
+    losses = {"sum": lambda out: out.sum(), "mean": lambda out: out.mean(),
+              "row weights": lambda out: (out * row).sum(),
+              "transposed weights": lambda out: (out * grid).sum()}
+    results = []
+    for m in (module, twin):
+        output, _ = m(x)
+        tracked = [x, *m.parameters()]
+        results.append(torch.autograd.grad(losses[loss](output), tracked))
+    assert NATIVE_NODE in _node(module(x)[0])
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
 def test_unbatched_input_matches_batched():
     module = rnnkit.nn.GRU(3, 4)
     x = torch.randn(5, 3)  # (T, I)

@@ -11,6 +11,7 @@
 #include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -140,6 +141,20 @@ Tensor empty_buffer(at::IntArrayRef shape, at::ScalarType dtype) {
   return at::detail::empty_generic(shape, &BufferPool::instance(),
                                    c10::DispatchKeySet(c10::DispatchKey::CPU), dtype,
                                    std::nullopt);
+}
+
+// `target` = `grad`, contiguous. A gradient that is one value broadcast (every stride 0, as the
+// gradient of a sum or a mean arrives) is filled without the dispatcher and TensorIterator.
+void copy_gradient(const Tensor& grad, Tensor& target) {
+  bool broadcast = grad.numel() > 0;
+  for (int64_t stride : grad.strides()) broadcast = broadcast && stride == 0;
+  if (broadcast && grad.scalar_type() == at::ScalarType::Float) {
+    std::fill_n(target.data_ptr<float>(), target.numel(), *grad.data_ptr<float>());
+  } else if (broadcast && grad.scalar_type() == at::ScalarType::Double) {
+    std::fill_n(target.data_ptr<double>(), target.numel(), *grad.data_ptr<double>());
+  } else {
+    target.copy_(grad);
+  }
 }
 
 enum Source : int64_t { INPUT = 0, ALLOCATED = 1, SAVED = 2, GRADIENT = 3, GRADIENT_COPY = 4 };
@@ -280,7 +295,7 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
         target = grad;
       } else {  // a contiguous copy; for GRADIENT_COPY the kernel writes into it
         target = empty_buffer(grad.sizes(), grad.scalar_type());
-        target.copy_(grad);
+        copy_gradient(grad, target);
       }
     }
     std::vector<Tensor> allocated = part.allocate(inputs[0].options());
