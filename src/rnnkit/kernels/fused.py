@@ -312,8 +312,9 @@ class BoundKernel:
         tensors of the inputs' dtype on the CPU (``sizes`` gives each ``s``); ``mask`` is
         ``None`` or the steps each row keeps, ``(B, T)`` booleans, whose masked steps output
         zeros (``zero_output``) or repeat the previous output. ``None`` when the native call
-        does not apply: no build, non-contiguous weights, other states or masks, or a size or
-        option it does not cover."""
+        does not apply: no build, non-contiguous weights, other states or masks, a size or
+        option it does not cover, or inputs or weights whose dtype, sizes or contiguity differ
+        from those its recipe was laid out for (the C++ side checks those on every call)."""
         extension = native.extension()
         if extension is None or not self.views:
             return None
