@@ -151,3 +151,38 @@ def test_carved_arrays_do_not_overlap(options):
             view[...] = k + 1
         for k, view in enumerate(views):
             assert np.all(view == k + 1)
+
+
+def _nan_filled(shape, dtype):
+    return np.full(shape, np.nan, dtype)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("options", [{}, {"proj_size": 2}, {"peephole": True, "proj_size": 2},
+                                     {"layer_norm": True}, {"layer_norm": True, "proj_size": 2}])
+def test_no_result_reads_memory_the_loops_did_not_write(monkeypatch, batch, options):
+    # The saved and work blocks are reused memory, uninitialised: filled with NaN here, any read
+    # of a part no loop wrote (a masked row's m, a scratch array not reset) shows in the results.
+    # (Once seen: the reverse direction's masked first steps left m unwritten, and the
+    # projection's weight gradient read it as NaN * 0.)
+    import rnnkit.nn
+    from rnnkit.kernels import native
+
+    monkeypatch.setattr(native, "extension", lambda: None)  # the Python path: its blocks are these
+    monkeypatch.setattr(lstm_kernels, "recycled", _nan_filled)
+    monkeypatch.setattr(lstm_kernels, "workspace", lambda _, *layout: _nan_filled(*layout))
+    torch.manual_seed(0)
+    shape = {"batch_first": True, "bidirectional": True, "dtype": torch.float64}
+    ours = rnnkit.nn.LSTM(4, 6, backend="fused", **shape, **options)
+    twin = rnnkit.nn.LSTM(4, 6, backend="reference", **shape, **options)
+    twin.load_state_dict(ours.state_dict())
+    x = torch.randn(batch, 5, 4, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 2, 4][:batch])
+    results = []
+    for module in (ours, twin):
+        output, (h_n, c_n) = module(x, lengths=lengths)
+        loss = output.square().sum() + h_n.sum() + 2 * c_n.sum()
+        results.append(torch.autograd.grad(loss, [x, *module.parameters()]))
+    for mine, theirs in zip(*results, strict=True):
+        assert torch.isfinite(mine).all()
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-10)

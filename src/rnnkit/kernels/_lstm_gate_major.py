@@ -111,7 +111,7 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
     from ``gate_blocks (4, R, H)``, the gates' columns of ``U^T``, or batch-minor into
     ``product_t (4H, B)`` and transposed per gate. Then one flat pass over the batch
     (:func:`flat_cell`); a step with masked rows runs it row by row, and masked rows carry their
-    cell. ``m (B, H)`` receives ``o ⊙ tanh(c)``. (At B=1
+    cell and get zeros in ``m``. ``m (B, H)`` receives ``o ⊙ tanh(c)``. (At B=1
     :func:`~rnnkit.kernels._lstm_loops._plain_row` runs the cell.)
     """
     batch, hidden = m.shape
@@ -135,6 +135,9 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
         lo, hi = (0, width) if all_kept else (k * hidden, (k + 1) * hidden)
         if not all_kept and not keep[k, t]:
             copy(c_prev[lo:hi], c_new[lo:hi])
+            # m is no output here, but a projection's weight gradient multiplies it by its zero
+            # gradient: it must not hold whatever the reused memory held (NaN * 0 is NaN)
+            m_row[lo:hi] = 0.0
             continue
         flat_step(gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi], gates[g0 + lo : g0 + hi],
                    gates[o0 + lo : o0 + hi], u[0, lo:hi], u[1, lo:hi], u[2, lo:hi], u[3, lo:hi],
