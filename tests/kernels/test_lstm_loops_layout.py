@@ -19,7 +19,12 @@ from hypothesis import given, settings
 from rnnkit.cells import LSTMCell
 from rnnkit.kernels import lstm as lstm_kernels
 from rnnkit.kernels._common import ALIGN_ITEMS, block_layout
-from rnnkit.kernels._lstm_loops import _saved_views, _work_views
+from rnnkit.kernels._lstm_loops import (
+    _backward_scratch,
+    _forward_scratch,
+    _saved_views,
+    _work_views,
+)
 
 from ._harness import (
     assert_backends_agree,
@@ -132,20 +137,30 @@ def test_layout_gives_each_array_an_aligned_span_of_its_own(shapes):
     assert size >= end
 
 
-@pytest.mark.parametrize("options", [(False, False, False), (True, True, True)])
+def _saved_and_scratch(block, layout):
+    return (*_saved_views(block, layout), *_forward_scratch(block, layout))
+
+
+def _work_and_scratch(block, layout):
+    return (*_work_views(block, layout), *_backward_scratch(block, layout))
+
+
+@pytest.mark.parametrize("options", [(False, False, False, True), (True, True, True, False)])
 def test_carved_arrays_do_not_overlap(options):
-    """Filled one after the other, every array carved from a block keeps its own values."""
-    norm, mask, proj = options
+    """Filled one after the other, every array carved from a block (saved or work arrays and the
+    scratch after them) keeps its own values."""
+    norm, mask, proj, gate_major = options
     batch, steps, features, hidden, rec = 2, 3, 4, 5, 3 if proj else 5
     every_gradient = (True,) * 15
     carved = [
-        (_saved_views, lstm_kernels._forward_shape(batch, steps, features, hidden, rec, norm,
-                                                   mask, proj)[:2]),
-        (_work_views, lstm_kernels._backward_shape(batch, steps, features, hidden, rec, norm,
-                                                   proj, every_gradient)[2:4]),
+        (_saved_and_scratch, lstm_kernels._forward_shape(
+            batch, steps, features, hidden, rec, norm, mask, proj, gate_major)[:2]),
+        (_work_and_scratch, lstm_kernels._backward_shape(
+            batch, steps, features, hidden, rec, norm, proj, every_gradient, gate_major)[2:4]),
     ]
     for views_of, (size, layout) in carved:
         views = views_of(np.zeros(size, np.float32), layout)
+        assert len(views) == len(layout)  # every array the layout places has its view
         for k, view in enumerate(views):
             assert view.shape == tuple(layout[k, 1 : 1 + view.ndim])
             view[...] = k + 1

@@ -327,7 +327,7 @@ def lstm_recipe(kernel, call):
     norm = bool(spec.layer_norm)
     no_mask = np.empty((0, 0), dtype)
     gate_major = lstm_arrays.gate_major(kernel.codes, norm)
-    size, layout, minor, _, _ = lstm_arrays._forward_shape(
+    size, layout, minor = lstm_arrays._forward_shape(
         batch, steps, features, hidden, hidden, norm, False, False, gate_major)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
     weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
@@ -352,7 +352,7 @@ def lstm_recipe(kernel, call):
     for with_x in (False, True):
         needs = (with_x, False, False, True, True, has_ih, has_hh, False,
                  *weights_present[5:])
-        shapes, need, work_size, work_layout, minor_b, _ = lstm_arrays._backward_shape(
+        shapes, need, work_size, work_layout, minor_b = lstm_arrays._backward_shape(
             batch, steps, features, hidden, hidden, norm, False, needs, gate_major)
         backward = Arguments([call.zero_output, act, rec_act, minor_b])
         backward.tensor(GRADIENT, 0, (batch, steps, hidden))

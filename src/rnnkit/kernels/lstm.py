@@ -69,8 +69,10 @@ def step_gemm(batch: int, depth: int, width: int) -> tuple[bool, int]:
 @functools.lru_cache(maxsize=64)
 def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate_major=False):
     """What a forward of these sizes needs besides its arrays: ``(size, layout)`` of its saved
-    block (see :func:`lstm_forward`'s docstring), whether each step's GEMM runs batch-minor, its
-    column blocks, and whether it multiplies by U as stored (kept per sizes, as the layouts are).
+    block (see :func:`lstm_forward`'s docstring) and whether each step's GEMM runs batch-minor
+    (kept per sizes, as the layouts are). How the other step GEMMs run is in the layout: the
+    column blocks of U^T it has room for, and no U^T at all where the loops multiply by U as
+    stored.
 
     ``gate_major`` (the tanh/sigmoid cell without layer norm, see :func:`gate_major`) computes
     each step's product per gate, so its blocks are the four gates' whenever it is not
@@ -108,7 +110,7 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
         (0 if minor or on_stored else rec, four_h),  # U^T
         (split, rec, four_h // blocks),  # U^T's column blocks
     ))
-    return size, layout, minor, blocks, on_stored
+    return size, layout, minor
 
 
 def gate_major(codes, norm: bool) -> bool:
@@ -121,8 +123,9 @@ def gate_major(codes, norm: bool) -> bool:
 def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate_major=False):
     """What a backward of these sizes and ``needs`` needs besides its arrays: the shapes of the
     15 gradients' arrays (see :func:`lstm_backward_arrays`), the ``need`` flags the loops take,
-    ``(size, layout)`` of its work block (see :func:`lstm_backward`'s docstring), and how its step
-    GEMMs run (batch-minor, column blocks). ``gate_major`` as for :func:`_forward_shape`."""
+    ``(size, layout)`` of its work block (see :func:`lstm_backward`'s docstring), and whether its
+    step GEMMs run batch-minor (their column blocks, if any, are in the layout). ``gate_major`` as
+    for :func:`_forward_shape`."""
     four_h = 4 * hidden
     both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
     minor, blocks = step_gemm(batch, four_h, rec)
@@ -161,7 +164,7 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate
         (rec, hidden) if needs[7] and proj else (0, 0),  # d_w_hr
     )
     need = np.array([needs[0], needs[3], needs[4], needs[5], needs[6], needs[7]])
-    return shapes, need, size, layout, minor, blocks
+    return shapes, need, size, layout, minor
 
 
 def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peep, ln):
@@ -177,7 +180,7 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     hidden, rec = c0.shape[1], h0.shape[1]
     dtype = x.dtype
     norm = ln[0].size > 0
-    size, layout, minor, _, _ = _forward_shape(
+    size, layout, minor = _forward_shape(
         batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
         gate_major((plan.activation, plan.recurrent_activation), norm),
     )
@@ -205,7 +208,7 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     batch, steps, features = x.shape
     hidden = c0.shape[1]
     norm = ln[0].size > 0
-    shapes, need, size, layout, minor, _ = _backward_shape(
+    shapes, need, size, layout, minor = _backward_shape(
         batch, steps, features, hidden, h0.shape[1], norm, w_hr.shape[0] > 0, tuple(needs),
         gate_major((plan.activation, plan.recurrent_activation), norm),
     )
@@ -221,11 +224,6 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     )
     return (d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln[0], d_ln[1],
             d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
-
-
-# An empty matrix per dtype, for the loops' arguments that a call does not use.
-_EMPTY = {np.dtype(np.float32): np.empty((0, 0), np.float32),
-          np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
 STATES = ("h", "c")  # the recurrent states, in the order calls give them
