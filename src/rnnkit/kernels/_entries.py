@@ -326,7 +326,7 @@ def lstm_recipe(kernel, call):
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
     no_mask = np.empty((0, 0), dtype)
-    gate_major = lstm_arrays.gate_major(kernel.codes, norm)
+    gate_major = lstm_arrays.gate_major(kernel.codes)
     size, layout, minor = lstm_arrays._forward_shape(
         batch, steps, features, hidden, hidden, norm, False, False, gate_major)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2

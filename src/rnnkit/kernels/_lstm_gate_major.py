@@ -1,9 +1,13 @@
-"""The LSTM's gate-major loops: the tanh/sigmoid cell without layer norm at B > 1.
+"""The LSTM's gate-major loops: the tanh/sigmoid cell at B > 1, with or without peepholes and
+layer norm.
 
 :func:`~rnnkit.kernels._lstm_loops.lstm_forward` and ``lstm_backward`` run these steps instead of
 their row loops for that cell. The saved gates are then gate-major, ``(4, T, B*H)``, so that each
 gate of a step is one contiguous block of the batch and each step's elementwise pass is one flat
 loop over it (a loop over one row of a few vectors is bound by the latency of its exponentials).
+Layer norm runs on row-major rows, as the row loops run it (a row's statistics over four gate
+blocks of a few vectors each ran 2x slower, measured), and its normalised values are saved
+row-major as there; the gates they feed are gate-major.
 The same caching note as :mod:`rnnkit.kernels._numba` applies: after editing this file, delete
 the kernels' ``__pycache__/*.nbi``/``*.nbc`` when working from a source tree.
 """
@@ -12,8 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels._numba import ONE_32, jit, sigmoid_t, tanh_t
-from rnnkit.kernels._rows import copy, repeat_rows, transpose_into
+from rnnkit.kernels._numba import ONE_32, jit, jit_sums, sigmoid_t, tanh_t
+from rnnkit.kernels._rows import (
+    copy,
+    layer_norm_row,
+    layer_norm_row_backward,
+    repeat_rows,
+    transpose_into,
+)
 
 
 @jit
@@ -58,6 +68,50 @@ def flat_peephole_cell(i_, f_, g_, o_, u_i, u_f, u_g, u_o, p_i, p_f, p_o, c_prev
 
 
 @jit
+def flat_gates(i_, f_, g_, o_, u_i, u_f, u_g, u_o, peep_rows, offset, c_prev, c_new):
+    """The first pass of the cell with layer norm on ``c``: :func:`flat_cell`'s gates and
+    ``c_new``, without ``tanh`` and ``m`` (those wait for the row's statistics of ``c_new``);
+    peepholes from ``peep_rows (3, N)`` at ``offset`` when it is not empty."""
+    if peep_rows.shape[0] > 0:
+        n = c_prev.size
+        p_i = peep_rows[0, offset : offset + n]
+        p_f = peep_rows[1, offset : offset + n]
+        p_o = peep_rows[2, offset : offset + n]
+        for k in range(n):
+            cp = c_prev[k]
+            i = sigmoid_t(i_[k] + u_i[k] + p_i[k] * cp)
+            f = sigmoid_t(f_[k] + u_f[k] + p_f[k] * cp)
+            g = tanh_t(g_[k] + u_g[k])
+            c = f * cp + i * g
+            i_[k], f_[k], g_[k] = i, f, g
+            o_[k] = sigmoid_t(o_[k] + u_o[k] + p_o[k] * c)
+            c_new[k] = c
+        return
+    for k in range(c_prev.size):
+        i = sigmoid_t(i_[k] + u_i[k])
+        f = sigmoid_t(f_[k] + u_f[k])
+        g = tanh_t(g_[k] + u_g[k])
+        i_[k], f_[k], g_[k] = i, f, g
+        o_[k] = sigmoid_t(o_[k] + u_o[k])
+        c_new[k] = f * c_prev[k] + i * g
+
+
+@jit
+def normed_output_rows(o_, c_new, c_hat, rstd, ln_weight, ln_bias, eps, tanh_c, m):
+    """The second pass of the cell with layer norm on ``c``, row by row over ``c_new (B*H,)``:
+    ``tanh_c = tanh(LN_c(c_new))`` and ``m = o ⊙ tanh_c``, keeping ``c_hat (B, H)`` and LN's
+    ``1 / std`` in ``rstd (B,)`` for the backward."""
+    hidden = ln_weight.size
+    for b in range(c_hat.shape[0]):
+        lo = b * hidden
+        rstd[b] = layer_norm_row(c_new[lo : lo + hidden], eps, c_hat[b])
+        for j in range(hidden):
+            t = tanh_t(c_hat[b, j] * ln_weight[j] + ln_bias[j])
+            tanh_c[lo + j] = t
+            m[lo + j] = o_[lo + j] * t
+
+
+@jit
 def flat_step(i_, f_, g_, o_, u_i, u_f, u_g, u_o, peep_rows, offset, c_prev, c_new, tanh_c, m):
     """:func:`flat_cell` or, when ``peep_rows (3, N)`` is not empty, :func:`flat_peephole_cell`
     (reading ``peep_rows`` from ``offset`` on)."""
@@ -78,19 +132,24 @@ def gate_start(g, t, steps, batch, hidden):
 
 
 @jit
-def gate_major_projection(x2, weight_ih_t, bias, batch, gates):
-    """The input projection of every step, biases included, into the saved ``gates`` (flat, in
-    :func:`gate_start`'s layout): one GEMM per gate, on a contiguous copy of that gate's columns
-    of ``weight_ih_t = W^T`` (``W`` may be stored either way: the Keras face's is transposed),
-    then the biases in one pass per gate and step."""
+def gate_major_projection(x2, weight_ih_t, batch, gates):
+    """The input projection of every step into the saved ``gates`` (flat, in
+    :func:`gate_start`'s layout), biases not included: one GEMM per gate, on a contiguous copy of
+    that gate's columns of ``weight_ih_t = W^T`` (``W`` may be stored either way: the Keras
+    face's is transposed)."""
     hidden = weight_ih_t.shape[1] // 4
-    rows, width = x2.shape[0], batch * hidden
-    steps = rows // batch
-    projection = gates.reshape(4, rows, hidden)
+    projection = gates.reshape(4, x2.shape[0], hidden)
     for g in range(4):
         columns = np.ascontiguousarray(weight_ih_t[:, g * hidden : (g + 1) * hidden])
         np.dot(x2, columns, projection[g])
-    bias_rows = np.empty((4, width), x2.dtype)
+
+
+@jit
+def add_gate_biases(bias, steps, batch, gates):
+    """``gates`` (flat, gate-major) plus ``bias (4H,)``: one pass per gate and step."""
+    hidden = bias.size // 4
+    width = batch * hidden
+    bias_rows = np.empty((4, width), gates.dtype)
     repeat_rows(bias, batch, bias_rows)
     for g in range(4):
         row = bias_rows[g]
@@ -99,6 +158,65 @@ def gate_major_projection(x2, weight_ih_t, bias, batch, gates):
             block = gates[start : start + width]
             for n in range(width):
                 block[n] += row[n]
+
+
+@jit_sums
+def _moments(row):
+    """Mean and variance of ``row``, summed in float64 as
+    :func:`~rnnkit.kernels._rows.layer_norm_row` sums."""
+    total = 0.0
+    for j in range(row.size):
+        total += row[j]
+    mean = total / row.size
+    var = 0.0
+    for j in range(row.size):
+        var += (row[j] - mean) ** 2
+    return mean, var / row.size
+
+
+@jit
+def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates):
+    """Layer norm of the input projection, ``x_hat (T*B, 4H)`` (row-major, as the GEMM wrote
+    it), normalised in place, each row's ``1 / std`` into ``rstd (T*B,)``; ``gates`` (flat,
+    gate-major, see :func:`gate_start`) receives ``x_hat ⊙ weight + bias`` (``bias (4H,)``:
+    every bias that joins the projection)."""
+    hidden = weight.size // 4
+    stride = gate_start(1, 0, steps, batch, hidden)
+    for n in range(steps * batch):  # row (t, b) starts at gate_start(0, t, ...) + b * hidden
+        row = x_hat[n]
+        mean, var = _moments(row)
+        scale = 1.0 / np.sqrt(var + eps)
+        rstd[n] = scale
+        for j in range(row.size):
+            row[j] = (row[j] - mean) * scale
+        _scatter_gates(row, weight, bias, gates, n * hidden, stride)
+
+
+@jit
+def _scatter_gates(row, weight, bias, out, start, stride):
+    """``out``'s four gate blocks at ``start + g * stride`` receive ``row (4H,)`` (row-major)
+    ``⊙ weight + bias``; an empty ``bias`` adds nothing."""
+    hidden = weight.size // 4
+    for g in range(4):
+        lo = start + g * stride
+        target, part = out[lo : lo + hidden], row[g * hidden : (g + 1) * hidden]
+        weights = weight[g * hidden : (g + 1) * hidden]
+        if bias.size > 0:
+            biases = bias[g * hidden : (g + 1) * hidden]
+            for j in range(hidden):
+                target[j] = part[j] * weights[j] + biases[j]
+        else:
+            for j in range(hidden):
+                target[j] = part[j] * weights[j]
+
+
+@jit
+def all_kept(keep, t):
+    """Whether every row is real at step ``t``."""
+    for b in range(keep.shape[0]):
+        if not keep[b, t]:
+            return False
+    return True
 
 
 @jit
@@ -128,12 +246,10 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
     g0, o0 = gate_start(2, t, steps, batch, hidden), gate_start(3, t, steps, batch, hidden)
     c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
     tanh_row, m_row = tanh_c[t].reshape(width), m.reshape(width)
-    all_kept = True
-    for b in range(batch):
-        all_kept = all_kept and keep[b, t]
-    for k in range(1 if all_kept else batch):
-        lo, hi = (0, width) if all_kept else (k * hidden, (k + 1) * hidden)
-        if not all_kept and not keep[k, t]:
+    every = all_kept(keep, t)
+    for k in range(1 if every else batch):
+        lo, hi = (0, width) if every else (k * hidden, (k + 1) * hidden)
+        if not every and not keep[k, t]:
             copy(c_prev[lo:hi], c_new[lo:hi])
             # m is no output here, but a projection's weight gradient multiplies it by its zero
             # gradient: it must not hold whatever the reused memory held (NaN * 0 is NaN)
@@ -142,6 +258,45 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
         flat_step(gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi], gates[g0 + lo : g0 + hi],
                    gates[o0 + lo : o0 + hi], u[0, lo:hi], u[1, lo:hi], u[2, lo:hi], u[3, lo:hi],
                    peep_rows, lo, c_prev[lo:hi], c_new[lo:hi], tanh_row[lo:hi], m_row[lo:hi])
+
+
+@jit
+def gate_major_normed_step(t, steps, product, keep, gates, peep_rows, c_all, tanh_c, m, eps,
+                            ln_hh_weight, ln_c_weight, ln_c_bias, normed, h_hat, c_hat, rstd):
+    """Step ``t`` of the tanh/sigmoid cell with layer norm, from ``U ĥ`` in ``product (B, 4H)``
+    (row-major: each row's statistics are over one contiguous row).
+
+    Each row is normalised into ``h_hat[t]`` (kept, with ``1 / std`` in ``rstd[t, :, 0]``) and
+    scattered, times LN_hh's weight, into the gate-major ``normed (4, B*H)`` (LN_hh's bias has
+    joined ``gates``). Then :func:`flat_gates` and :func:`normed_output_rows` run the cell,
+    keeping ``c_hat[t] (B, H)`` and ``rstd[t, :, 1]``; masked rows as in
+    :func:`gate_major_step`.
+    """
+    batch, hidden = m.shape
+    width = batch * hidden
+    flat_normed, no_bias = normed.reshape(4 * width), ln_c_bias[:0]
+    for b in range(batch):
+        rstd[t, b, 0] = layer_norm_row(product[b], eps, h_hat[t, b])
+        _scatter_gates(h_hat[t, b], ln_hh_weight, no_bias, flat_normed, b * hidden, width)
+    i0, f0 = gate_start(0, t, steps, batch, hidden), gate_start(1, t, steps, batch, hidden)
+    g0, o0 = gate_start(2, t, steps, batch, hidden), gate_start(3, t, steps, batch, hidden)
+    c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
+    tanh_row, m_row = tanh_c[t].reshape(width), m.reshape(width)
+    every = all_kept(keep, t)
+    for k in range(1 if every else batch):
+        lo, hi = (0, width) if every else (k * hidden, (k + 1) * hidden)
+        if not every and not keep[k, t]:
+            copy(c_prev[lo:hi], c_new[lo:hi])
+            m_row[lo:hi] = 0.0  # as in gate_major_step
+            continue
+        flat_gates(gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi], gates[g0 + lo : g0 + hi],
+                   gates[o0 + lo : o0 + hi], normed[0, lo:hi], normed[1, lo:hi],
+                   normed[2, lo:hi], normed[3, lo:hi], peep_rows, lo, c_prev[lo:hi],
+                   c_new[lo:hi])
+        normed_output_rows(gates[o0 + lo : o0 + hi], c_new[lo:hi],
+                           c_hat[t, lo // hidden : hi // hidden],
+                           rstd[t, lo // hidden : hi // hidden, 1], ln_c_weight, ln_c_bias, eps,
+                           tanh_row[lo:hi], m_row[lo:hi])
 
 
 @jit
@@ -182,14 +337,73 @@ def flat_peephole_cell_backward(d_m, i_, f_, g_, o_, c_prev, c_new, tanh_c, p_i,
 
 
 @jit
+def normed_output_rows_backward(d_m, o_, tanh_c, c_hat, rstd, ln_weight, d_norm, d_cell,
+                                d_ln_weight, d_ln_bias):
+    """Backward of :func:`normed_output_rows` into ``c``, row by row: ``d_cell (B*H,)`` gets
+    the gradient reaching ``c_new`` through ``m`` (``d_norm (B*H,)`` is work); accumulates
+    LN_c's parameter gradients."""
+    hidden = ln_weight.size
+    for n in range(d_m.size):
+        t = tanh_c[n]
+        d_norm[n] = d_m[n] * o_[n] * (ONE_32 - t * t)
+    for b in range(c_hat.shape[0]):
+        lo = b * hidden
+        layer_norm_row_backward(d_norm[lo : lo + hidden], c_hat[b], rstd[b], ln_weight,
+                                d_cell[lo : lo + hidden], d_ln_weight, d_ln_bias)
+
+
+@jit
+def flat_gates_backward(d_m, d_cell_h, i_, f_, g_, o_, c_prev, c_new, tanh_c, peep_rows, offset,
+                        d_c, d_i, d_f, d_g, d_o, d_peep_rows):
+    """Backward of :func:`flat_gates` given ``d_cell_h``, the gradient reaching ``c_new``
+    through ``m`` (from :func:`normed_output_rows_backward`): the gates' gradients ``d_* (N,)``;
+    ``d_c`` goes from d(c_t) to d(c_{t-1}); with peepholes (``peep_rows (3, N)`` at ``offset``)
+    ``d_peep_rows`` accumulates their gradients per unit and row."""
+    n = d_m.size
+    if peep_rows.shape[0] > 0:
+        p_i = peep_rows[0, offset : offset + n]
+        p_f = peep_rows[1, offset : offset + n]
+        p_o = peep_rows[2, offset : offset + n]
+        dp_i = d_peep_rows[0, offset : offset + n]
+        dp_f = d_peep_rows[1, offset : offset + n]
+        dp_o = d_peep_rows[2, offset : offset + n]
+        for k in range(n):
+            i, f, cand, o = i_[k], f_[k], g_[k], o_[k]
+            d_out = d_m[k] * tanh_c[k] * o * (ONE_32 - o)
+            d_cell = d_c[k] + d_cell_h[k] + p_o[k] * d_out
+            d_in = d_cell * cand * i * (ONE_32 - i)
+            d_forget = d_cell * c_prev[k] * f * (ONE_32 - f)
+            d_i[k], d_f[k], d_o[k] = d_in, d_forget, d_out
+            d_g[k] = d_cell * i * (ONE_32 - cand * cand)
+            d_c[k] = d_cell * f + p_i[k] * d_in + p_f[k] * d_forget
+            dp_i[k] += d_in * c_prev[k]
+            dp_f[k] += d_forget * c_prev[k]
+            dp_o[k] += d_out * c_new[k]
+        return
+    for k in range(n):
+        i, f, cand, o = i_[k], f_[k], g_[k], o_[k]
+        d_cell = d_c[k] + d_cell_h[k]
+        d_i[k] = d_cell * cand * i * (ONE_32 - i)
+        d_f[k] = d_cell * c_prev[k] * f * (ONE_32 - f)
+        d_g[k] = d_cell * i * (ONE_32 - cand * cand)
+        d_o[k] = d_m[k] * tanh_c[k] * o * (ONE_32 - o)
+        d_c[k] = d_cell * f
+
+
+@jit
 def gate_major_step_backward(t, steps, d_m, gates, c_all, tanh_c, keep, peep_rows, d_c,
-                              d_peep_rows, work, d_gates_t):
+                              d_peep_rows, work, d_gates_t, c_hat, rstd, ln_c_weight,
+                              d_ln_c_weight, d_ln_c_bias, d_norm, d_cell_h):
     """Step ``t``'s gate gradients for :func:`gate_major_step`'s cell, into ``d_gates_t (B,
     4H)`` (the layout the weight gradients' GEMMs read): one flat pass over the batch, through
     ``work (4, B*H)`` and then row by row into ``d_gates_t``. ``d_c (B, H)`` goes from d(c_t)
     to d(c_{t-1}); with peepholes ``d_peep_rows (3, B*H)`` accumulates their gradients per unit
     and row. A step with masked rows runs row by row; masked rows get zero and leave ``d_c`` as
-    it is."""
+    it is.
+
+    With layer norm on ``c`` (``ln_c_weight`` not empty): ``c_hat[t] (B, H)`` and ``rstd[t]
+    (B, 2)`` are the step's saved statistics, ``d_norm`` and ``d_cell_h (B*H,)`` work, and LN_c's
+    parameter gradients accumulate in ``d_ln_c_*``."""
     batch, hidden = d_c.shape
     width = batch * hidden
     i0, f0 = gate_start(0, t, steps, batch, hidden), gate_start(1, t, steps, batch, hidden)
@@ -197,17 +411,25 @@ def gate_major_step_backward(t, steps, d_m, gates, c_all, tanh_c, keep, peep_row
     dm, dc = d_m.reshape(width), d_c.reshape(width)
     c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
     tanh_row = tanh_c[t].reshape(width)
-    all_kept = True
-    for b in range(batch):
-        all_kept = all_kept and keep[b, t]
-    for k in range(1 if all_kept else batch):
-        lo, hi = (0, width) if all_kept else (k * hidden, (k + 1) * hidden)
-        if not all_kept and not keep[k, t]:
+    every = all_kept(keep, t)
+    for k in range(1 if every else batch):
+        lo, hi = (0, width) if every else (k * hidden, (k + 1) * hidden)
+        if not every and not keep[k, t]:
             d_gates_t[k] = 0.0
             continue
         i_, f_ = gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi]
         g_, o_ = gates[g0 + lo : g0 + hi], gates[o0 + lo : o0 + hi]
-        if peep_rows.shape[0] > 0:
+        if ln_c_weight.size > 0:
+            normed_output_rows_backward(dm[lo:hi], o_, tanh_row[lo:hi],
+                                        c_hat[t, lo // hidden : hi // hidden],
+                                        rstd[t, lo // hidden : hi // hidden, 1], ln_c_weight,
+                                        d_norm[lo:hi], d_cell_h[lo:hi], d_ln_c_weight,
+                                        d_ln_c_bias)
+            flat_gates_backward(dm[lo:hi], d_cell_h[lo:hi], i_, f_, g_, o_, c_prev[lo:hi],
+                                c_new[lo:hi], tanh_row[lo:hi], peep_rows, lo, dc[lo:hi],
+                                work[0, lo:hi], work[1, lo:hi], work[2, lo:hi], work[3, lo:hi],
+                                d_peep_rows)
+        elif peep_rows.shape[0] > 0:
             flat_peephole_cell_backward(
                 dm[lo:hi], i_, f_, g_, o_, c_prev[lo:hi], c_new[lo:hi], tanh_row[lo:hi],
                 peep_rows[0, lo:hi], peep_rows[1, lo:hi], peep_rows[2, lo:hi], dc[lo:hi],

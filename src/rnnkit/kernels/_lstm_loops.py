@@ -13,8 +13,8 @@ back. The caller (:mod:`rnnkit.kernels.lstm`'s array level) allocates every
 array (returning arrays from a compiled function costs microseconds each) and keeps the
 backward's work arrays between calls, since fresh memory of that size costs page faults on every
 call. The common case, tanh and sigmoid
-(with or without peepholes and layer norm), has its own row loops, where every activation is
-inlined and vectorised.
+(with or without peepholes and layer norm), has its own row loops at B=1, where every activation
+is inlined and vectorised, and runs gate-major at B > 1 (:mod:`rnnkit.kernels._lstm_gate_major`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.kernels._lstm_gate_major import (
+    add_gate_biases,
+    gate_major_normed_step,
     gate_major_projection,
     gate_major_step,
     gate_major_step_backward,
+    layer_norm_projection,
 )
 from rnnkit.kernels._numba import (
     ONE_32,
@@ -121,7 +124,8 @@ def _plain_row_ln(gates, x_row, c_prev, peephole, c_new, c_hat, ln_weight, ln_bi
     pre-activations are ``gates + x_row`` (``x̂`` and ``LN_hh(U ĥ)``, both ``(4H,)``); ``gates``
     holds the activated gates on exit. Writes ``c_new``, ``tanh_c = tanh(LN_c(c_new))`` and ``m =
     o ⊙ tanh_c``; returns LN's ``1 / std`` and keeps the normalised cell in ``c_hat``.
-    ``peephole`` is ``(3, H)`` or empty."""
+    ``peephole`` is ``(3, H)`` or empty. The loops run it at B=1 (see
+    :func:`~rnnkit.kernels._lstm_gate_major.gate_major_step` for B > 1)."""
     hidden = c_prev.size
     peep = peephole.shape[0] > 0
     for j in range(hidden):
@@ -168,7 +172,8 @@ def _forward_scratch(saved, layout):
     ``rnnkit.kernels.lstm._forward_shape``): ``bias (4H,)``, ``peep_rows (3, B*H)`` (gate-major),
     ``c_new (H,)``, ``m (B, H)``, ``c_ln (H,)``, ``h_new (B, R)`` (with a projection), ``product
     (B, 4H)``, ``product_t (4H, B)`` (batch-minor), ``product_blocks (P, B, 4H/P)``, ``U^T (R,
-    4H)`` and its column blocks ``(P, R, 4H/P)``; absent ones have a zero first dimension.
+    4H)`` and its column blocks ``(P, R, 4H/P)``, and the gate-major layer norm's ``normed (4,
+    B*H)``; absent ones have a zero first dimension.
 
     In the block rather than allocated here: the native call's blocks carry no reference count,
     so the views each step takes of them cost no atomic increments (about 4% of a call at B=8,
@@ -179,7 +184,7 @@ def _forward_scratch(saved, layout):
         block_view1(saved, layout, 16), block_view2(saved, layout, 17),
         block_view2(saved, layout, 18), block_view2(saved, layout, 19),
         block_view3(saved, layout, 20), block_view2(saved, layout, 21),
-        block_view3(saved, layout, 22),
+        block_view3(saved, layout, 22), block_view2(saved, layout, 23),
     )
 
 
@@ -192,6 +197,23 @@ def column_blocks_into(matrix, blocks):
         for j in range(depth):
             for c in range(width):
                 blocks[k, j, c] = matrix[j, k * width + c]
+
+
+@jit
+def _step_product(h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks, batch_minor, product_t,
+                  product_blocks, product):
+    """A step's ``U ĥ`` into ``product (B, 4H)``, row-major: batch-minor through ``product_t``
+    and transposed, on ``U`` as stored at B=1 when the layout has no ``U^T``, else from ``U^T``,
+    in its column blocks when the layout has them (see :func:`lstm_forward`)."""
+    if batch_minor:
+        np.dot(weight_hh, h_rec.T, product_t)
+        transpose_into(product_t, product)
+    elif weight_hh_t.shape[0] == 0:  # B=1
+        np.dot(weight_hh, h_rec[0], product[0])
+    elif weight_hh_t_blocks.shape[0] == 0:
+        np.dot(h_rec, weight_hh_t, product)
+    else:
+        dot_column_blocks(h_rec, weight_hh_t_blocks, product_blocks, product)
 
 
 @jit
@@ -210,7 +232,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     ``outputs (B, T, R)``, ``h_final``, ``c_final`` and, for the backward pass, the arrays of
     :func:`_saved_views` in the block ``saved`` at ``layout``: ``x_t (T, B, I)``; with layer
     norm ``x_hat (T*B, 4H)`` and ``rstd_ih (T*B,)``; ``gates (T, B, 4H)`` (activated; for the
-    tanh/sigmoid cell without layer norm at B > 1, gate-major ``(4, T, B*H)``, see
+    tanh/sigmoid cell at B > 1, gate-major ``(4, T, B*H)``, see
     :mod:`rnnkit.kernels._lstm_gate_major`); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1,
     B, R)``; ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection
     ``m_all (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd
@@ -220,7 +242,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
         _saved_views(saved, layout)
     )
     (bias, peep_all, c_new, m, c_ln, h_new, product, product_t, product_blocks, weight_hh_t,
-     weight_hh_t_blocks) = _forward_scratch(saved, layout)
+     weight_hh_t_blocks, normed) = _forward_scratch(saved, layout)
     if weight_hh_t.shape[0] > 0:
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh_t, weight_hh_t_blocks)
@@ -231,7 +253,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     proj, norm = weight_hr_t.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
     fast = act == TANH and rec_act == SIGMOID
-    gate_major = fast and not norm and batch > 1
+    gate_major = fast and batch > 1
     for t in range(steps):
         for b in range(batch):
             copy(x[b, t], x_t[t, b])
@@ -248,13 +270,20 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     if gate_major and peephole.shape[0] > 0 and peep_all.shape[0] != 3:
         raise ValueError("layout: the gate-major peephole cell takes 3 rows of repeated peepholes")
     peep_rows = peep_all[: 3 if gate_major and peephole.shape[0] > 0 else 0]
+    if gate_major and norm:  # both layer norms' biases join the projection, after LN_ih
+        np.dot(x_t.reshape(rows, features), weight_ih_t, x_hat)
+        bias += ln_ih_bias
+        bias += ln_hh_bias
+        layer_norm_projection(x_hat, steps, batch, eps, ln_ih_weight, bias, rstd_ih, gm)
+    elif gate_major:
+        gate_major_projection(x_t.reshape(rows, features), weight_ih_t, batch, gm)
+        add_gate_biases(bias, steps, batch, gm)
     if gate_major:
-        gate_major_projection(x_t.reshape(rows, features), weight_ih_t, bias, batch, gm)
         if peephole.shape[0] > 0:
             repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
     else:
         np.dot(x_t.reshape(rows, features), weight_ih_t, x_proj)
-    if norm:
+    if norm and not gate_major:
         for n in range(rows):
             rstd_ih[n] = layer_norm_row(x_proj[n], eps, x_hat[n])
             for j in range(four_h):
@@ -264,7 +293,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
         copy(c0[b], c_all[0, b])
     # U ĥ per gate (see gate_major_step): lstm.py's _forward_shape asks for the four gates'
     # column blocks, whose products are then the gates' own
-    if gate_major and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
+    if gate_major and not norm and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
         raise ValueError("weight_hh_t_blocks: the gate-major cell takes U^T in 4 column blocks")
     for t in range(steps):
         h_rec = h_all[t]
@@ -273,49 +302,46 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
             for b in range(batch):
                 for j in range(rec):
                     h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
-        if gate_major:
+        if gate_major and not norm:
             gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks,
                              batch_minor, keep, gm, peep_rows,
                              product.reshape(4, batch, hidden) if batch_minor else product_blocks,
                              product_t, c_all, tanh_c, m)
         else:
-            if batch_minor:
-                np.dot(weight_hh, h_rec.T, product_t)
-                transpose_into(product_t, product)
-            elif weight_hh_t.shape[0] == 0:  # B=1
-                np.dot(weight_hh, h_rec[0], product[0])
-            elif weight_hh_t_blocks.shape[0] == 0:
-                np.dot(h_rec, weight_hh_t, product)
+            _step_product(h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks, batch_minor,
+                          product_t, product_blocks, product)
+        if gate_major and norm:
+            gate_major_normed_step(t, steps, product, keep, gm, peep_rows, c_all, tanh_c, m, eps,
+                                   ln_hh_weight, ln_c_weight, ln_c_bias, normed, h_hat, c_hat,
+                                   rstd)
+        for b in range(0 if gate_major else batch):
+            g = gates[t, b]  # (4H,): the input projection, activated in place below
+            u_h = product[b]
+            c_prev = c_all[t, b]
+            if norm:
+                rstd[t, b, 0] = layer_norm_row(u_h, eps, h_hat[t, b])
+                for j in range(four_h):
+                    u_h[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j] + bias[j]
             else:
-                dot_column_blocks(h_rec, weight_hh_t_blocks, product_blocks, product)
-            for b in range(batch):
-                g = gates[t, b]  # (4H,): the input projection, activated in place below
-                u_h = product[b]
-                c_prev = c_all[t, b]
+                for j in range(four_h):
+                    u_h[j] += bias[j]
+            if fast and norm:
+                rstd[t, b, 1] = _plain_row_ln(g, u_h, c_prev, peephole, c_new, c_hat[t, b],
+                                              ln_c_weight, ln_c_bias, eps, tanh_c[t, b], m[b])
+            elif fast:  # B=1 (see gate_major)
+                _plain_row(g, u_h, c_prev, peephole, c_new, tanh_c[t, b], m[b])
+            else:
+                _cell_row(u_h, g, c_prev, peephole, act, rec_act, g, c_new)
                 if norm:
-                    rstd[t, b, 0] = layer_norm_row(u_h, eps, h_hat[t, b])
-                    for j in range(four_h):
-                        u_h[j] = h_hat[t, b, j] * ln_hh_weight[j] + ln_hh_bias[j] + bias[j]
-                else:
-                    for j in range(four_h):
-                        u_h[j] += bias[j]
-                if fast and norm:
-                    rstd[t, b, 1] = _plain_row_ln(g, u_h, c_prev, peephole, c_new, c_hat[t, b],
-                                                  ln_c_weight, ln_c_bias, eps, tanh_c[t, b], m[b])
-                elif fast:  # B=1 (see gate_major)
-                    _plain_row(g, u_h, c_prev, peephole, c_new, tanh_c[t, b], m[b])
-                else:
-                    _cell_row(u_h, g, c_prev, peephole, act, rec_act, g, c_new)
-                    if norm:
-                        rstd[t, b, 1] = layer_norm_row(c_new, eps, c_hat[t, b])
-                        for j in range(hidden):
-                            c_ln[j] = c_hat[t, b, j] * ln_c_weight[j] + ln_c_bias[j]
-                        activate(act, c_ln, tanh_c[t, b])
-                    else:
-                        activate(act, c_new, tanh_c[t, b])
+                    rstd[t, b, 1] = layer_norm_row(c_new, eps, c_hat[t, b])
                     for j in range(hidden):
-                        m[b, j] = g[3 * hidden + j] * tanh_c[t, b, j]
-                copy(c_new if keep[b, t] else c_prev, c_all[t + 1, b])
+                        c_ln[j] = c_hat[t, b, j] * ln_c_weight[j] + ln_c_bias[j]
+                    activate(act, c_ln, tanh_c[t, b])
+                else:
+                    activate(act, c_new, tanh_c[t, b])
+                for j in range(hidden):
+                    m[b, j] = g[3 * hidden + j] * tanh_c[t, b, j]
+            copy(c_new if keep[b, t] else c_prev, c_all[t + 1, b])
         if proj:
             for b in range(batch):
                 copy(m[b], m_all[t, b])
@@ -497,7 +523,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
     proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
     fast = act == TANH and rec_act == SIGMOID
-    gate_major = fast and not norm and batch > 1  # as lstm_forward saved the gates
+    gate_major = fast and batch > 1  # as lstm_forward saved the gates
     rows = batch * steps
     gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
     if gate_major and (gate_work.shape[0] != 4 or peep_all.shape[0] != 3):
@@ -521,7 +547,8 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
         dg_t = d_gates[t]
         if gate_major:
             gate_major_step_backward(t, steps, d_m, gm, c_all, tanh_c, keep, peep_rows, d_c,
-                                      d_peep_rows, gate_work, dg_t)
+                                      d_peep_rows, gate_work, dg_t, c_hat, rstd, ln_c_weight,
+                                      d_ln[4, :hidden], d_ln[5, :hidden], d_out, d_c_from_h)
         for b in range(0 if gate_major else batch):
             if not keep[b, t]:
                 dg_t[b] = 0.0

@@ -74,13 +74,13 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
     column blocks of U^T it has room for, and no U^T at all where the loops multiply by U as
     stored.
 
-    ``gate_major`` (the tanh/sigmoid cell without layer norm, see :func:`gate_major`) computes
-    each step's product per gate, so its blocks are the four gates' whenever it is not
-    batch-minor and B > 1.
+    ``gate_major`` (the tanh/sigmoid cell, see :func:`gate_major`) computes each step's product
+    per gate without layer norm, so its blocks are then the four gates' whenever it is not
+    batch-minor and B > 1; with layer norm the product is row-major, for LN_hh's rows.
     """
     four_h = 4 * hidden
     minor, blocks = step_gemm(batch, rec, four_h)
-    if gate_major and batch > 1 and not minor:
+    if gate_major and not norm and batch > 1 and not minor:
         blocks = 4
     on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
     split = blocks if blocks > 1 else 0
@@ -109,14 +109,15 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
         (split, batch, four_h // blocks),  # product_blocks
         (0 if minor or on_stored else rec, four_h),  # U^T
         (split, rec, four_h // blocks),  # U^T's column blocks
+        (4 if gate_major and norm and batch > 1 else 0, batch * hidden),  # normed
     ))
     return size, layout, minor
 
 
-def gate_major(codes, norm: bool) -> bool:
+def gate_major(codes) -> bool:
     """Whether the loops keep the gates gate-major at B > 1 (:mod:`rnnkit.kernels.
-    _lstm_gate_major`): the tanh/sigmoid cell without layer norm, with or without peepholes."""
-    return tuple(codes) == (TANH, SIGMOID) and not norm
+    _lstm_gate_major`): the tanh/sigmoid cell, with or without peepholes and layer norm."""
+    return tuple(codes) == (TANH, SIGMOID)
 
 
 @functools.lru_cache(maxsize=64)
@@ -146,8 +147,8 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate
         (batch, rec),  # carry
         (batch, rec),  # d_new
         (batch if proj else 0, hidden),  # d_m
-        (hidden,),  # d_out
-        (hidden,),  # d_c_from_h
+        (batch * hidden if gate_rows and norm else hidden,),  # d_out
+        (batch * hidden if gate_rows and norm else hidden,),  # d_c_from_h
         (batch, rec),  # d_rec
         (rec if minor else 0, batch),  # d_rec_t
         (split, batch, rec // blocks),  # rec_blocks
@@ -182,7 +183,7 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     norm = ln[0].size > 0
     size, layout, minor = _forward_shape(
         batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
-        gate_major((plan.activation, plan.recurrent_activation), norm),
+        gate_major((plan.activation, plan.recurrent_activation)),
     )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
@@ -210,7 +211,7 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     norm = ln[0].size > 0
     shapes, need, size, layout, minor = _backward_shape(
         batch, steps, features, hidden, h0.shape[1], norm, w_hr.shape[0] > 0, tuple(needs),
-        gate_major((plan.activation, plan.recurrent_activation), norm),
+        gate_major((plan.activation, plan.recurrent_activation)),
     )
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = (np.empty(shape, dtype) for shape in shapes)
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
