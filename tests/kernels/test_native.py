@@ -209,6 +209,50 @@ def test_keras_face_masks_run_natively_and_match_reference(family, return_sequen
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(("family", "options"), [
+    ("SimpleRNN", {}), ("GRU", {}), ("GRU", {"reset_after": False}), ("LSTM", {}),
+    ("LSTM", {"layer_norm": True, "peephole": True}),
+])
+def test_keras_face_recurrent_dropout_runs_natively_and_matches_reference(family, options,
+                                                                          masked, monkeypatch):
+    """Training with ``recurrent_dropout`` (and ``dropout``): the recurrent mask is one more
+    input of the native call (after a Keras mask, when there is one). With the same random masks
+    the results match the reference loop and, exactly, the Python path."""
+    import rnnkit.layers
+
+    torch.manual_seed(7)
+    layers = [getattr(rnnkit.layers, family)(6, return_sequences=True, dropout=0.25,
+                                             recurrent_dropout=0.4, dtype=torch.float64,
+                                             backend=backend, **options)
+              for backend in ("auto", "reference")]
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [False, False, True, True, True],
+                         [False, True, True, True, True]]) if masked else None
+    layers[0](x)
+    layers[1](x)
+    layers[1].load_state_dict(layers[0].state_dict())
+
+    def results(layer):
+        torch.manual_seed(8)  # the same dropout masks for every run
+        output = layer(x, mask=mask, training=True)
+        return [output, *torch.autograd.grad((output**2).sum(), [*layer.parameters(), x])]
+
+    ours, theirs = results(layers[0]), results(layers[1])
+    assert _in_graph(ours[0], NATIVE_NODE)
+    assert not _in_graph(theirs[0], NATIVE_NODE)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # the masks were drawn: without them the outputs differ
+    plain = layers[0](x, mask=mask)
+    assert not torch.allclose(plain, ours[0])
+    monkeypatch.setattr(native, "extension", lambda: None)
+    python = results(layers[0])
+    assert not _in_graph(python[0], NATIVE_NODE)
+    for a, b in zip(ours, python, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 @pytest.mark.parametrize(("cls", "options"), [VARIANTS[0], VARIANTS[2], VARIANTS[4], VARIANTS[7]])
 def test_stacked_bidirectional_layers_run_natively_and_match_reference(cls, options, dropout):

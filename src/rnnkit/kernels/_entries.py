@@ -8,8 +8,9 @@ builder that lays out the blocks in the same order. An entry and its builder mus
 argument by argument, so they sit side by side here. Each is wrapped as a numba ``cfunc`` per
 dtype on first use (compiled once, then loaded from numba's cache).
 
-A recipe covers the plain call: initial states given or zeros, no mask or recurrent dropout, and
-for the LSTM no projection (a builder returns ``None`` for what it does not cover).
+A recipe covers the call with initial states given or zeros, with or without a mask and a
+recurrent-dropout mask, and for the LSTM no projection (a builder returns ``None`` for what it does
+not cover).
 """
 
 from __future__ import annotations
@@ -146,6 +147,16 @@ def _keep(arguments: Arguments, kernel, batch: int, steps: int, states: int, mas
         arguments.constant(np.ones((batch, steps), np.bool_))
 
 
+def _recurrent(arguments: Arguments, kernel, batch: int, width: int, states: int, call) -> None:
+    """The recurrent-dropout mask, ``(B, width)``: per call from the last input (after the
+    ``states`` initial states and the keep mask, when given), or an empty constant."""
+    if call.dropped:
+        position = 1 + len(kernel.weights) + states + call.masked
+        arguments.tensor(INPUT, position, (batch, width))
+    else:
+        arguments.constant(np.empty((0, 0), NUMPY_DTYPES[kernel.dtype]))
+
+
 def _final_shape(batch: int, size: int, stacked: bool) -> tuple[int, ...]:
     """A final state's shape: ``(1, B, s)`` (torch.nn's ``h_n`` of one layer) or ``(B, s)``."""
     return (1, batch, size) if stacked else (batch, size)
@@ -169,8 +180,6 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     w_ih, w_hh, b_ih, b_hh = kernel.tensors
     width, features = w_ih.shape
     hidden = w_hh.shape[1]
-    dtype = NUMPY_DTYPES[kernel.dtype]
-    no_mask = np.empty((0, 0), dtype)
     weight_shapes = ((width, features), (width, hidden), (width,), (width,))
 
     forward = Arguments(scalars[0])
@@ -178,7 +187,7 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     _initial_states(forward, kernel, batch, (hidden,), with_state)
     _weights(forward, kernel, weight_shapes)
     _keep(forward, kernel, batch, steps, with_state, call.masked)
-    forward.constant(no_mask)
+    _recurrent(forward, kernel, batch, hidden, with_state, call)
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     saved, saved_offsets = forward.allocate_parts(saved_shapes)
@@ -194,7 +203,7 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
         backward.tensor(INPUT, 1, weight_shapes[0])
         backward.tensor(INPUT, 2, weight_shapes[1])
         _keep(backward, kernel, batch, steps, with_state, call.masked)
-        backward.constant(no_mask)
+        _recurrent(backward, kernel, batch, hidden, with_state, call)
         # The gradients of (x, h0, w_ih, w_hh, b_ih, b_hh); h0's is always computed.
         gradient_shapes, need, work = backward_shape((with_x, False, True, True, has_ih, has_hh))
         backward.constant(need)
@@ -205,7 +214,7 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     d_x = 1  # the allocation of x's gradient; the weights' follow
     present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
     gradients = [(d_x + k, 0) for k in range(5) if present[k]]
-    gradients += _state_gradients(1, with_state) + [None] * call.masked
+    gradients += _state_gradients(1, with_state) + [None] * (call.masked + call.dropped)
     return forward, backwards, (outputs, h_final), [saved], gradients
 
 
@@ -218,7 +227,8 @@ def rnn_recipe(kernel, call):
         return rnn_arrays._backward_shape(batch, steps, features, hidden, needs)
 
     return _one_state_recipe(kernel, call, (scalars, scalars),
-                             rnn_arrays.saved_shapes(batch, steps, features, hidden, False),
+                             rnn_arrays.saved_shapes(batch, steps, features, hidden,
+                                                     call.dropped),
                              backward_shape)
 
 
@@ -277,7 +287,8 @@ def gru_recipe(kernel, call):
         return gru_arrays._backward_shape(batch, steps, features, hidden, width, needs)[:3]
 
     return _one_state_recipe(kernel, call, (forward_scalars, backward_scalars),
-                             gru_arrays.saved_shapes(batch, steps, features, hidden, False),
+                             gru_arrays.saved_shapes(batch, steps, features, hidden,
+                                                     call.dropped),
                              backward_shape)
 
 
@@ -325,10 +336,9 @@ def lstm_recipe(kernel, call):
     dtype = NUMPY_DTYPES[kernel.dtype]
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
-    no_mask = np.empty((0, 0), dtype)
     gate_major = lstm_arrays.gate_major(kernel.codes)
     size, layout, minor = lstm_arrays._forward_shape(
-        batch, steps, features, hidden, hidden, norm, False, False, gate_major)
+        batch, steps, features, hidden, hidden, norm, call.dropped, False, gate_major)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
     weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
                      (3, hidden), *ln_shapes)
@@ -339,7 +349,7 @@ def lstm_recipe(kernel, call):
     _weights(forward, kernel, weight_shapes, skip=(4,))
     forward.constant(np.array([spec.layer_norm_epsilon], np.float64))
     _keep(forward, kernel, batch, steps, 2 * with_state, call.masked)
-    forward.constant(no_mask)
+    _recurrent(forward, kernel, batch, hidden, 2 * with_state, call)
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     c_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
@@ -367,7 +377,7 @@ def lstm_recipe(kernel, call):
             else:
                 backward.tensor(INPUT, sum(weights_present[:index]) + 1, shape)
         _keep(backward, kernel, batch, steps, 2 * with_state, call.masked)
-        backward.constant(no_mask)
+        _recurrent(backward, kernel, batch, hidden, 2 * with_state, call)
         backward.constant(need)
         backward.allocate((work_size,))
         backward.constant(work_layout)
@@ -385,7 +395,7 @@ def lstm_recipe(kernel, call):
         gradients.append((7, 0))
     if ln[0] is not None:
         gradients += [(8, row * four_h) for row in range(6)]
-    gradients += _state_gradients(2, with_state) + [None] * call.masked
+    gradients += _state_gradients(2, with_state) + [None] * (call.masked + call.dropped)
     return forward, backwards, (outputs, h_final, c_final), [saved], gradients
 
 
@@ -461,8 +471,9 @@ def entry_addresses(family: str, dtype) -> tuple[int, int]:
 class Call(NamedTuple):
     """What a recipe is built for: the sizes; initial states given as inputs after the weights
     (``with_state``) or zeros; final states ``(1, B, s)`` (``stacked``) or ``(B, s)``; a mask
-    ``(B, T)`` given as the last input (``masked``), whose masked steps output zeros
-    (``zero_output``) or repeat the previous output."""
+    ``(B, T)`` given as an input after them (``masked``), whose masked steps output zeros
+    (``zero_output``) or repeat the previous output; a recurrent-dropout mask ``(B, W)`` given as
+    the last input (``dropped``)."""
 
     batch: int
     steps: int
@@ -470,6 +481,7 @@ class Call(NamedTuple):
     stacked: bool = True
     masked: bool = False
     zero_output: bool = False
+    dropped: bool = False
 
 
 def recipe(kernel, call: Call):

@@ -305,16 +305,17 @@ class BoundKernel:
         return made
 
     def native_run(self, inputs: torch.Tensor, state, stacked: bool, sizes, mask=None,
-                   zero_output: bool = False):
-        """``(outputs, *finals)`` of a call without recurrent dropout through the native call
-        (:mod:`rnnkit.kernels.native`): finals ``(1, B, s)`` if ``stacked``, else ``(B, s)``.
-        ``state`` is ``None`` (zeros) or a tuple of contiguous ``(B, s)`` or ``(1, B, s)``
-        tensors of the inputs' dtype on the CPU (``sizes`` gives each ``s``); ``mask`` is
-        ``None`` or the steps each row keeps, ``(B, T)`` booleans, whose masked steps output
-        zeros (``zero_output``) or repeat the previous output. ``None`` when the native call
-        does not apply: no build, non-contiguous weights, other states or masks, a size or
-        option it does not cover, or inputs or weights whose dtype, sizes or contiguity differ
-        from those its recipe was laid out for (the C++ side checks those on every call)."""
+                   zero_output: bool = False, recurrent_mask=None):
+        """``(outputs, *finals)`` of a call through the native call (:mod:`rnnkit.kernels.
+        native`): finals ``(1, B, s)`` if ``stacked``, else ``(B, s)``. ``state`` is ``None``
+        (zeros) or a tuple of contiguous ``(B, s)`` or ``(1, B, s)`` tensors of the inputs' dtype
+        on the CPU (``sizes`` gives each ``s``); ``mask`` is ``None`` or the steps each row
+        keeps, ``(B, T)`` booleans, whose masked steps output zeros (``zero_output``) or repeat
+        the previous output; ``recurrent_mask`` is ``None`` or the recurrent-dropout mask, a
+        contiguous ``(B, s_0)`` tensor of the inputs' dtype. ``None`` when the native call does
+        not apply: no build, non-contiguous weights, other states or masks, a size or option it
+        does not cover, or inputs or weights whose dtype, sizes or contiguity differ from those
+        its recipe was laid out for (the C++ side checks those on every call)."""
         extension = native.extension()
         if extension is None or not self.views:
             return None
@@ -323,6 +324,13 @@ class BoundKernel:
             type(mask) is torch.Tensor and mask.dtype == torch.bool
             and mask.shape == inputs.shape[:2] and mask.device.type == "cpu"
             and mask.is_contiguous()
+        ):
+            return None
+        if recurrent_mask is not None and not (
+            type(recurrent_mask) is torch.Tensor and recurrent_mask.dtype == inputs.dtype
+            and recurrent_mask.shape == (batch, sizes[0])
+            and recurrent_mask.device.type == "cpu" and recurrent_mask.is_contiguous()
+            and not recurrent_mask.requires_grad
         ):
             return None
         if state is not None:
@@ -341,7 +349,7 @@ class BoundKernel:
             state = given
         masked = mask is not None
         recipe = self.native(batch, inputs.shape[1], state is not None, stacked, masked,
-                             masked and bool(zero_output))
+                             masked and bool(zero_output), recurrent_mask is not None)
         if recipe is None:
             return None
         given = [inputs, *self.weights]
@@ -349,6 +357,8 @@ class BoundKernel:
             given += state
         if mask is not None:
             given.append(mask)
+        if recurrent_mask is not None:
+            given.append(recurrent_mask)
         return extension.run(recipe, given) or None  # no tensors: refused (see native_call)
 
     def plan(self, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool) -> Plan:
@@ -392,11 +402,11 @@ class BoundKernel:
         sizes = cell.state_size
         if state is not None:
             state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-        if recurrent_mask is None:
-            result = self.native_run(inputs, state, stacked, sizes, mask, zero_output_for_mask)
-            if result is not None:
-                outputs, *finals = result
-                return outputs, tuple(finals)
+        result = self.native_run(inputs, state, stacked, sizes, mask, zero_output_for_mask,
+                                 recurrent_mask)
+        if result is not None:
+            outputs, *finals = result
+            return outputs, tuple(finals)
         if (state is not None or mask is not None or recurrent_mask is not None) and not (
             run_inputs_fit(inputs, state, sizes, mask, recurrent_mask)
         ):
