@@ -114,27 +114,52 @@ def test_native_matches_torch_nn(cls, peer_cls, batch_first):
     _check_native_against(module, peer, x, _initial_state(cls, 4, 7, torch.float64, True))
 
 
-@pytest.mark.parametrize(
-    ("options", "call"),
-    [
-        ({}, {"hx": "non-contiguous"}),
-        ({"proj_size": 3}, {}),
-    ],
-    ids=["non-contiguous-hx", "proj_size"],
-)
-def test_other_calls_take_the_python_path(options, call):
+def test_a_non_contiguous_initial_state_takes_the_python_path():
     torch.manual_seed(2)
-    module = rnnkit.nn.LSTM(4, 6, batch_first=True, **options)
+    module = rnnkit.nn.LSTM(4, 6, batch_first=True)
     x = torch.randn(3, 5, 4)
-    kwargs = {}
-    args = [x]
-    if call.get("hx"):
-        size = module.num_layers * module.num_directions
-        h = torch.zeros(size, 3, 2 * module.output_size)[..., ::2]  # (L*D, B, H), strided
-        args.append((h, torch.zeros(size, 3, 6)))
-    output, _ = module(*args, **kwargs)
+    h = torch.zeros(1, 3, 12)[..., ::2]  # (L*D, B, H), strided
+    output, _ = module(x, (h, torch.zeros(1, 3, 6)))
     assert NATIVE_NODE not in _node(output)
     assert output.grad_fn is not None
+
+
+@pytest.mark.parametrize("call", ["plain", "hx", "lengths", "stack"])
+@pytest.mark.parametrize("options", [{}, {"peephole": True, "layer_norm": True}])
+def test_projected_lstm_runs_natively_and_matches_reference_and_the_python_path(options, call,
+                                                                                monkeypatch):
+    """``proj_size`` (h is ``W_hr m``, of width 3 here) through the native call: W_hr is one
+    more weight of the recipe, h0 and the outputs are ``proj_size`` wide."""
+    torch.manual_seed(9)
+    kwargs = {"proj_size": 3, **options}
+    if call == "stack":
+        kwargs.update(num_layers=2, bidirectional=True)
+    module, twin = _pair(rnnkit.nn.LSTM, kwargs, torch.float64)
+    layers = 4 if call == "stack" else 1
+    x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    hx = None
+    if call in ("hx", "stack"):
+        hx = (torch.randn(layers, 3, 3, dtype=torch.float64, requires_grad=True),
+              torch.randn(layers, 3, 8, dtype=torch.float64, requires_grad=True))
+
+    def results(model):
+        given = {"lengths": torch.tensor([5, 2, 4])} if call == "lengths" else {}
+        output, (h_n, c_n) = model(x, hx, **given) if hx is not None else model(x, **given)
+        loss = (output**2).sum() + (2 * h_n).sum() + (3 * c_n).sum()
+        tracked = [*model.parameters(), x, *(hx or ())]
+        return [output, h_n, c_n, *torch.autograd.grad(loss, tracked)], h_n
+
+    ours, h_n = results(module)
+    assert h_n.shape == (layers, 3, 3)
+    assert _in_graph(h_n, NATIVE_NODE)
+    theirs, _ = results(twin)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(native, "extension", lambda: None)
+    python, h_n = results(module)
+    assert not _in_graph(h_n, NATIVE_NODE)
+    for a, b in zip(ours, python, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def _in_graph(tensor: torch.Tensor, name: str) -> bool:

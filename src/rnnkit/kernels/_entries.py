@@ -8,9 +8,8 @@ builder that lays out the blocks in the same order. An entry and its builder mus
 argument by argument, so they sit side by side here. Each is wrapped as a numba ``cfunc`` per
 dtype on first use (compiled once, then loaded from numba's cache).
 
-A recipe covers the call with initial states given or zeros, with or without a mask and a
-recurrent-dropout mask, and for the LSTM no projection (a builder returns ``None`` for what it does
-not cover).
+A recipe covers every call of the built-in cells: initial states given or zeros, with or without
+a mask and a recurrent-dropout mask, and for the LSTM every option.
 """
 
 from __future__ import annotations
@@ -113,17 +112,15 @@ def rnn_backward_entry(a, like):
                  array1(a, 19, like))
 
 
-def _weights(arguments: Arguments, kernel, shapes, skip=()) -> None:
+def _weights(arguments: Arguments, kernel, shapes) -> None:
     """The kernel's weights in order: per call from the inputs (``x`` is input 0, the present
-    weights follow), or an empty constant where absent (biases, options that are off). The
-    weights at the ``skip`` positions are left out."""
+    weights follow), or an empty constant where absent (biases, options that are off)."""
     position = 1
-    for index, (tensor, shape) in enumerate(zip(kernel.tensors, shapes)):
-        if index not in skip:
-            if tensor is None:
-                arguments.constant(np.empty((0,) * len(shape), NUMPY_DTYPES[kernel.dtype]))
-            else:
-                arguments.tensor(INPUT, position, shape)
+    for tensor, shape in zip(kernel.tensors, shapes):
+        if tensor is None:
+            arguments.constant(np.empty((0,) * len(shape), NUMPY_DTYPES[kernel.dtype]))
+        else:
+            arguments.tensor(INPUT, position, shape)
         position += tensor is not None
 
 
@@ -292,66 +289,67 @@ def gru_recipe(kernel, call):
                              backward_shape)
 
 
-# -- LSTM (plain, peephole, layer norm; no projection) --------------------------------------
+# -- LSTM (plain, peephole, layer norm, projection) -----------------------------------------
 @jit
 def lstm_forward_entry(a, like):
     """Scalars ``zero_output, act, rec_act, batch_minor``; arrays ``x, h0, c0, w_ih, w_hh, b_ih,
-    b_hh, peephole, ln (six), eps, keep, recurrent, outputs, h_final, c_final, saved, layout``."""
+    b_hh, w_hr, peephole, ln (six), eps, keep, recurrent, outputs, h_final, c_final, saved,
+    layout``."""
     lstm_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like),
                  array2(a, 3, like).T, array2(a, 4, like), array1(a, 5, like),
-                 array1(a, 6, like), np.empty((0, 0), like.dtype),
-                 array2(a, 7, like), array1(a, 8, like), array1(a, 9, like), array1(a, 10, like),
-                 array1(a, 11, like), array1(a, 12, like), array1(a, 13, like),
-                 array1(a, 14, F64)[0], array2(a, 15, BOOL), array2(a, 16, like),
+                 array1(a, 6, like), array2(a, 7, like).T,
+                 array2(a, 8, like), array1(a, 9, like), array1(a, 10, like), array1(a, 11, like),
+                 array1(a, 12, like), array1(a, 13, like), array1(a, 14, like),
+                 array1(a, 15, F64)[0], array2(a, 16, BOOL), array2(a, 17, like),
                  scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), scalar(a, 3) != 0,
-                 array3(a, 17, like), array2(a, 18, like), array2(a, 19, like),
-                 array1(a, 20, like), array2(a, 21, I64))
+                 array3(a, 18, like), array2(a, 19, like), array2(a, 20, like),
+                 array1(a, 21, like), array2(a, 22, I64))
 
 
 @jit
 def lstm_backward_entry(a, like):
     """Scalars ``zero_output, act, rec_act, batch_minor``; arrays ``d_outputs, saved, layout,
-    w_ih, w_hh, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent, need, work,
-    work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln``."""
+    w_ih, w_hh, w_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent, need,
+    work, work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln``."""
     lstm_backward(array3(a, 0, like), array1(a, 1, like), array2(a, 2, I64), array2(a, 3, like),
-                  array2(a, 4, like), np.empty((0, 0), like.dtype),
-                  array2(a, 5, like), array1(a, 6, like), array1(a, 7, like),
-                  array1(a, 8, like), array2(a, 9, BOOL), array2(a, 10, like),
+                  array2(a, 4, like), array2(a, 5, like),
+                  array2(a, 6, like), array1(a, 7, like), array1(a, 8, like),
+                  array1(a, 9, like), array2(a, 10, BOOL), array2(a, 11, like),
                   scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), scalar(a, 3) != 0,
-                  array1(a, 11, BOOL), array1(a, 12, like), array2(a, 13, I64),
-                  array3(a, 14, like), array2(a, 15, like), array2(a, 16, like),
-                  array2(a, 17, like), array2(a, 18, like), array1(a, 19, like),
-                  array1(a, 20, like), array2(a, 21, like), array2(a, 22, like),
-                  array2(a, 23, like))
+                  array1(a, 12, BOOL), array1(a, 13, like), array2(a, 14, I64),
+                  array3(a, 15, like), array2(a, 16, like), array2(a, 17, like),
+                  array2(a, 18, like), array2(a, 19, like), array1(a, 20, like),
+                  array1(a, 21, like), array2(a, 22, like), array2(a, 23, like),
+                  array2(a, 24, like))
 
 
 def lstm_recipe(kernel, call):
     batch, steps, with_state, stacked = call.batch, call.steps, call.with_state, call.stacked
     spec = kernel.spec
-    if spec.proj_size:
-        return None  # no entry passes W_hr yet
-    w_ih, w_hh, b_ih, b_hh, _, peep, *ln = kernel.tensors
+    w_ih, w_hh, b_ih, b_hh, w_hr, peep, *ln = kernel.tensors
     four_h, features = w_ih.shape
     hidden = four_h // 4
+    proj = w_hr is not None
+    rec = w_hr.shape[0] if proj else hidden  # the width of h: proj_size with a projection
     dtype = NUMPY_DTYPES[kernel.dtype]
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
     gate_major = lstm_arrays.gate_major(kernel.codes)
     size, layout, minor = lstm_arrays._forward_shape(
-        batch, steps, features, hidden, hidden, norm, call.dropped, False, gate_major)
+        batch, steps, features, hidden, rec, norm, call.dropped, proj, gate_major)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
-    weight_shapes = ((four_h, features), (four_h, hidden), (four_h,), (four_h,), (0, 0),
-                     (3, hidden), *ln_shapes)
+    weight_shapes = ((four_h, features), (four_h, rec), (four_h,), (four_h,),
+                     (rec, hidden) if proj else (0, 0), (3, hidden), *ln_shapes)
 
     forward = Arguments([call.zero_output, act, rec_act, minor])
     forward.tensor(INPUT, 0, (batch, steps, features))
-    _initial_states(forward, kernel, batch, (hidden, hidden), with_state)
-    _weights(forward, kernel, weight_shapes, skip=(4,))
+    _initial_states(forward, kernel, batch, (rec, hidden), with_state)
+    _weights(forward, kernel, weight_shapes)
     forward.constant(np.array([spec.layer_norm_epsilon], np.float64))
     _keep(forward, kernel, batch, steps, 2 * with_state, call.masked)
-    _recurrent(forward, kernel, batch, hidden, 2 * with_state, call)
-    outputs = forward.allocate((batch, steps, hidden))
-    h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
+    _recurrent(forward, kernel, batch, rec, 2 * with_state, call)
+    outputs = forward.allocate((batch, steps, rec))
+    h_final = forward.allocate(_final_shape(batch, rec, stacked), (batch, rec))
     c_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     saved = forward.allocate((size,))
     forward.constant(layout)
@@ -360,30 +358,30 @@ def lstm_recipe(kernel, call):
     weights_present = [t is not None for t in kernel.tensors]
     backwards = []
     for with_x in (False, True):
-        needs = (with_x, False, False, True, True, has_ih, has_hh, False,
-                 *weights_present[5:])
+        needs = (with_x, False, False, True, True, has_ih, has_hh, proj, *weights_present[5:])
         shapes, need, work_size, work_layout, minor_b = lstm_arrays._backward_shape(
-            batch, steps, features, hidden, hidden, norm, False, needs, gate_major)
+            batch, steps, features, hidden, rec, norm, proj, needs, gate_major)
         backward = Arguments([call.zero_output, act, rec_act, minor_b])
-        backward.tensor(GRADIENT, 0, (batch, steps, hidden))
+        backward.tensor(GRADIENT, 0, (batch, steps, rec))
         backward.tensor(SAVED, 0, (size,))
         backward.constant(layout)
         backward.tensor(INPUT, 1, weight_shapes[0])
         backward.tensor(INPUT, 2, weight_shapes[1])
-        peep_and_ln = [(5, (3, hidden)), (6, (four_h,)), (8, (four_h,)), (10, (hidden,))]
-        for index, shape in peep_and_ln:
+        options = [(4, weight_shapes[4]), (5, (3, hidden)), (6, (four_h,)), (8, (four_h,)),
+                   (10, (hidden,))]  # w_hr, the peepholes and the three LN weights
+        for index, shape in options:
             if kernel.tensors[index] is None:
                 backward.constant(np.empty((0,) * len(shape), dtype))
             else:
                 backward.tensor(INPUT, sum(weights_present[:index]) + 1, shape)
         _keep(backward, kernel, batch, steps, 2 * with_state, call.masked)
-        _recurrent(backward, kernel, batch, hidden, 2 * with_state, call)
+        _recurrent(backward, kernel, batch, rec, 2 * with_state, call)
         backward.constant(need)
         backward.allocate((work_size,))
         backward.constant(work_layout)
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = shapes
         backward.allocate(d_x)  # allocation 1
-        backward.tensor(GRADIENT_COPY, 1, (batch, hidden))
+        backward.tensor(GRADIENT_COPY, 1, (batch, rec))
         backward.tensor(GRADIENT_COPY, 2, (batch, hidden))
         for shape in (d_w_ih, d_w_hh, (d_b_ih,), (d_b_hh,), d_w_hr):  # allocations 2-6
             backward.allocate(shape)
@@ -391,6 +389,7 @@ def lstm_recipe(kernel, call):
         backward.allocate((6, four_h))  # d_ln: 8
         backwards.append(backward)
     gradients = [(1, 0), (2, 0), (3, 0)] + [(4, 0)] * has_ih + [(5, 0)] * has_hh
+    gradients += [(6, 0)] * proj
     if peep is not None:
         gradients.append((7, 0))
     if ln[0] is not None:
@@ -485,16 +484,13 @@ class Call(NamedTuple):
 
 
 def recipe(kernel, call: Call):
-    """The native recipe of ``kernel`` for ``call``; ``None`` when the native call does not
-    cover it (family or option without an entry)."""
+    """The native recipe of ``kernel`` for ``call``; ``None`` without the build or for a family
+    without entries."""
     name = kernel.spec.family
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
         return None
-    built = builder(kernel, call)
-    if built is None:
-        return None
-    forward, backwards, returned, saved, gradients = built
+    forward, backwards, returned, saved, gradients = builder(kernel, call)
     entries = entry_addresses(name, NUMPY_DTYPES[kernel.dtype])
     made = native.make_recipe(forward, backwards, entries, returned, saved, gradients)
     spec = kernel.spec
