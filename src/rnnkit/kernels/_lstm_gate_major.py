@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels._numba import ONE_32, jit, jit_sums, sigmoid_t, tanh_t
+from rnnkit.kernels._numba import ONE_32, jit, sigmoid_t, tanh_t
 from rnnkit.kernels._rows import (
     copy,
     layer_norm_row,
     layer_norm_row_backward,
     repeat_rows,
+    row_moments,
     transpose_into,
 )
 
@@ -160,20 +161,6 @@ def add_gate_biases(bias, steps, batch, gates):
                 block[n] += row[n]
 
 
-@jit_sums
-def _moments(row):
-    """Mean and variance of ``row``, summed in float64 as
-    :func:`~rnnkit.kernels._rows.layer_norm_row` sums."""
-    total = 0.0
-    for j in range(row.size):
-        total += row[j]
-    mean = total / row.size
-    var = 0.0
-    for j in range(row.size):
-        var += (row[j] - mean) ** 2
-    return mean, var / row.size
-
-
 @jit
 def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates):
     """Layer norm of the input projection, ``x_hat (T*B, 4H)`` (row-major, as the GEMM wrote
@@ -184,7 +171,7 @@ def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates):
     stride = gate_start(1, 0, steps, batch, hidden)
     for n in range(steps * batch):  # row (t, b) starts at gate_start(0, t, ...) + b * hidden
         row = x_hat[n]
-        mean, var = _moments(row)
+        mean, var = row_moments(row)
         scale = 1.0 / np.sqrt(var + eps)
         rstd[n] = scale
         for j in range(row.size):

@@ -14,18 +14,25 @@ from rnnkit.kernels._numba import jit, jit_sums
 
 
 @jit_sums
+def row_moments(x):
+    """Mean and variance of row ``x``, summed in float64 (two passes: the variance is of the
+    deviations from the mean)."""
+    mean = 0.0
+    for j in range(x.size):
+        mean += x[j]
+    mean /= x.size
+    var = 0.0
+    for j in range(x.size):
+        var += (x[j] - mean) ** 2
+    return mean, var / x.size
+
+
+@jit_sums
 def layer_norm_row(x, eps, x_hat):
     """Normalise row ``x`` into ``x_hat`` (mean 0, variance 1); returns ``1 / std``."""
-    n = x.size
-    mean = 0.0
-    for j in range(n):
-        mean += x[j]
-    mean /= n
-    var = 0.0
-    for j in range(n):
-        var += (x[j] - mean) ** 2
-    rstd = 1.0 / np.sqrt(var / n + eps)
-    for j in range(n):
+    mean, var = row_moments(x)
+    rstd = 1.0 / np.sqrt(var + eps)
+    for j in range(x.size):
         x_hat[j] = (x[j] - mean) * rstd
     return rstd
 
