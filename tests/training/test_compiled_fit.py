@@ -330,3 +330,33 @@ def test_jit_compile_takes_auto_true_or_false(value):
     model = Sequential(MODELS["lstm_dense"]())
     with pytest.raises(ValueError, match="jit_compile: expected 'auto', True or False"):
         model.compile("adam", "mse", jit_compile=value)
+
+
+@pytest.mark.parametrize("name", ["adam", "adam_amsgrad", "adam_low_beta", "adamw", "sgd_nesterov",
+                                  "rmsprop_momentum_centered"])
+def test_a_compiled_update_matches_the_torch_step_to_rounding(name):
+    """A few steps of the compiled rule from the same state as torch's optimizer step agree to
+    a unit or two in the last place (torch's vectorised kernels may round a product differently),
+    the weights and every slot (both lerp branches: beta_1 = 0.9 and 0.2)."""
+    from rnnkit.training.jit import updates
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(7, 5)), torch.nn.Parameter(torch.randn(7))]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    optimizer, twin = OPTIMIZERS[name](), OPTIMIZERS[name]()
+    optimizer.build(params)
+    twin.build(twins)
+    update = updates.rule_for(optimizer)(optimizer, params)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in params]
+        for p, g in zip(twins, grads, strict=True):
+            p.grad = g.clone()
+        twin.step()
+        update.apply(optimizer.param_groups[0], [g.numpy() for g in grads])
+    for ours, theirs in zip(params, twins, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    for ours, theirs in zip(optimizer.state_dict()["state"].values(),
+                            twin.state_dict()["state"].values(), strict=True):
+        assert ours.keys() == theirs.keys()
+        for slot, value in theirs.items():
+            torch.testing.assert_close(ours[slot], value, rtol=1e-6, atol=1e-7)
