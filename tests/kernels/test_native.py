@@ -149,17 +149,26 @@ def test_projected_lstm_runs_natively_and_matches_reference_and_the_python_path(
         tracked = [*model.parameters(), x, *(hx or ())]
         return [output, h_n, c_n, *torch.autograd.grad(loss, tracked)], h_n
 
-    ours, h_n = results(module)
-    assert h_n.shape == (layers, 3, 3)
-    assert _in_graph(h_n, NATIVE_NODE)
-    theirs, _ = results(twin)
+    ours = _native_matches_reference_and_python_path(results, module, twin, monkeypatch)
+    assert ours[1].shape == (layers, 3, 3)
+
+
+def _native_matches_reference_and_python_path(results, model, twin, monkeypatch) -> list:
+    """``results(model) -> (tensors, probe)``: ``model`` runs natively (the native node is in
+    ``probe``'s graph) and its tensors match ``twin``'s (the reference loop) and, exactly, those
+    of its own Python path (the extension switched off). Returns the native run's tensors."""
+    ours, probe = results(model)
+    assert _in_graph(probe, NATIVE_NODE)
+    theirs, probe = results(twin)
+    assert not _in_graph(probe, NATIVE_NODE)
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     monkeypatch.setattr(native, "extension", lambda: None)
-    python, h_n = results(module)
-    assert not _in_graph(h_n, NATIVE_NODE)
+    python, probe = results(model)
+    assert not _in_graph(probe, NATIVE_NODE)
     for a, b in zip(ours, python, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    return ours
 
 
 def _in_graph(tensor: torch.Tensor, name: str) -> bool:
@@ -194,16 +203,7 @@ def test_masked_calls_run_natively_and_match_reference_and_the_python_path(cls, 
         grads = torch.autograd.grad(loss, [*model.parameters(), x, *given])
         return [output, *states, *grads], states[0]
 
-    ours, h_n = results(module)
-    assert _in_graph(h_n, NATIVE_NODE)
-    theirs, _ = results(twin)
-    for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-    monkeypatch.setattr(native, "extension", lambda: None)
-    python, h_n = results(module)
-    assert not _in_graph(h_n, NATIVE_NODE)
-    for a, b in zip(ours, python, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _native_matches_reference_and_python_path(results, module, twin, monkeypatch)
 
 
 @pytest.mark.parametrize("family", ["SimpleRNN", "GRU", "LSTM"])
@@ -261,21 +261,12 @@ def test_keras_face_recurrent_dropout_runs_natively_and_matches_reference(family
     def results(layer):
         torch.manual_seed(8)  # the same dropout masks for every run
         output = layer(x, mask=mask, training=True)
-        return [output, *torch.autograd.grad((output**2).sum(), [*layer.parameters(), x])]
+        grads = torch.autograd.grad((output**2).sum(), [*layer.parameters(), x])
+        return [output, *grads], output
 
-    ours, theirs = results(layers[0]), results(layers[1])
-    assert _in_graph(ours[0], NATIVE_NODE)
-    assert not _in_graph(theirs[0], NATIVE_NODE)
-    for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-    # the masks were drawn: without them the outputs differ
-    plain = layers[0](x, mask=mask)
-    assert not torch.allclose(plain, ours[0])
-    monkeypatch.setattr(native, "extension", lambda: None)
-    python = results(layers[0])
-    assert not _in_graph(python[0], NATIVE_NODE)
-    for a, b in zip(ours, python, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the masks are drawn: without them the outputs differ
+    assert not torch.allclose(layers[0](x, mask=mask), results(layers[0])[1])
+    _native_matches_reference_and_python_path(results, *layers, monkeypatch)
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])

@@ -214,10 +214,9 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
     ``gates`` (flat, see :func:`gate_start`) holds each gate's input projection for every step
     and receives the activated gates. ``U ĥ`` is computed per gate into ``product (4, B, H)``:
     from ``gate_blocks (4, R, H)``, the gates' columns of ``U^T``, or batch-minor into
-    ``product_t (4H, B)`` and transposed per gate. Then one flat pass over the batch
-    (:func:`flat_cell`); a step with masked rows runs it row by row, and masked rows carry their
-    cell and get zeros in ``m``. ``m (B, H)`` receives ``o ⊙ tanh(c)``. (At B=1
-    :func:`~rnnkit.kernels._lstm_loops._plain_row` runs the cell.)
+    ``product_t (4H, B)`` and transposed per gate. Then :func:`_cell` runs the cell; ``m (B, H)``
+    receives ``o ⊙ tanh(c)``. (At B=1 :func:`~rnnkit.kernels._lstm_loops._plain_row` runs the
+    cell.)
     """
     batch, hidden = m.shape
     width = batch * hidden
@@ -229,6 +228,41 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
     else:
         for g in range(4):
             np.dot(h_rec, gate_blocks[g], product[g])
+    no_norm = u[0, :0]  # no LN_c: its weights are empty, and its saved arrays never read
+    _cell(t, steps, u, keep, gates, peep_rows, c_all, tanh_c, m, 0.0, no_norm, no_norm,
+          tanh_c[:0], tanh_c[:0])
+
+
+@jit
+def gate_major_normed_step(t, steps, product, keep, gates, peep_rows, c_all, tanh_c, m, eps,
+                            ln_hh_weight, ln_c_weight, ln_c_bias, normed, h_hat, c_hat, rstd):
+    """Step ``t`` of the tanh/sigmoid cell with layer norm, from ``U ĥ`` in ``product (B, 4H)``
+    (row-major: each row's statistics are over one contiguous row).
+
+    Each row is normalised into ``h_hat[t]`` (kept, with ``1 / std`` in ``rstd[t, :, 0]``) and
+    scattered, times LN_hh's weight, into the gate-major ``normed (4, B*H)`` (LN_hh's bias has
+    joined ``gates``). Then :func:`_cell` runs the cell, keeping ``c_hat[t] (B, H)`` and
+    ``rstd[t, :, 1]``.
+    """
+    batch, hidden = m.shape
+    width = batch * hidden
+    flat_normed, no_bias = normed.reshape(4 * width), ln_c_bias[:0]
+    for b in range(batch):
+        rstd[t, b, 0] = layer_norm_row(product[b], eps, h_hat[t, b])
+        _scatter_gates(h_hat[t, b], ln_hh_weight, no_bias, flat_normed, b * hidden, width)
+    _cell(t, steps, normed, keep, gates, peep_rows, c_all, tanh_c, m, eps, ln_c_weight, ln_c_bias,
+          c_hat, rstd)
+
+
+@jit
+def _cell(t, steps, u, keep, gates, peep_rows, c_all, tanh_c, m, eps, ln_c_weight, ln_c_bias,
+          c_hat, rstd):
+    """Step ``t``'s cell from ``u (4, B*H)`` (each gate's ``U ĥ``, gate-major): one flat pass over
+    the batch, or row by row when a row is masked (masked rows carry their cell and get zeros in
+    ``m``). Without layer norm :func:`flat_step`; with it (``ln_c_weight`` not empty)
+    :func:`flat_gates`, then :func:`normed_output_rows` into ``c_hat[t]`` and ``rstd[t, :, 1]``."""
+    batch, hidden = m.shape
+    width = batch * hidden
     i0, f0 = gate_start(0, t, steps, batch, hidden), gate_start(1, t, steps, batch, hidden)
     g0, o0 = gate_start(2, t, steps, batch, hidden), gate_start(3, t, steps, batch, hidden)
     c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
@@ -242,46 +276,15 @@ def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_
             # gradient: it must not hold whatever the reused memory held (NaN * 0 is NaN)
             m_row[lo:hi] = 0.0
             continue
-        flat_step(gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi], gates[g0 + lo : g0 + hi],
-                   gates[o0 + lo : o0 + hi], u[0, lo:hi], u[1, lo:hi], u[2, lo:hi], u[3, lo:hi],
-                   peep_rows, lo, c_prev[lo:hi], c_new[lo:hi], tanh_row[lo:hi], m_row[lo:hi])
-
-
-@jit
-def gate_major_normed_step(t, steps, product, keep, gates, peep_rows, c_all, tanh_c, m, eps,
-                            ln_hh_weight, ln_c_weight, ln_c_bias, normed, h_hat, c_hat, rstd):
-    """Step ``t`` of the tanh/sigmoid cell with layer norm, from ``U ĥ`` in ``product (B, 4H)``
-    (row-major: each row's statistics are over one contiguous row).
-
-    Each row is normalised into ``h_hat[t]`` (kept, with ``1 / std`` in ``rstd[t, :, 0]``) and
-    scattered, times LN_hh's weight, into the gate-major ``normed (4, B*H)`` (LN_hh's bias has
-    joined ``gates``). Then :func:`flat_gates` and :func:`normed_output_rows` run the cell,
-    keeping ``c_hat[t] (B, H)`` and ``rstd[t, :, 1]``; masked rows as in
-    :func:`gate_major_step`.
-    """
-    batch, hidden = m.shape
-    width = batch * hidden
-    flat_normed, no_bias = normed.reshape(4 * width), ln_c_bias[:0]
-    for b in range(batch):
-        rstd[t, b, 0] = layer_norm_row(product[b], eps, h_hat[t, b])
-        _scatter_gates(h_hat[t, b], ln_hh_weight, no_bias, flat_normed, b * hidden, width)
-    i0, f0 = gate_start(0, t, steps, batch, hidden), gate_start(1, t, steps, batch, hidden)
-    g0, o0 = gate_start(2, t, steps, batch, hidden), gate_start(3, t, steps, batch, hidden)
-    c_prev, c_new = c_all[t].reshape(width), c_all[t + 1].reshape(width)
-    tanh_row, m_row = tanh_c[t].reshape(width), m.reshape(width)
-    every = all_kept(keep, t)
-    for k in range(1 if every else batch):
-        lo, hi = (0, width) if every else (k * hidden, (k + 1) * hidden)
-        if not every and not keep[k, t]:
-            copy(c_prev[lo:hi], c_new[lo:hi])
-            m_row[lo:hi] = 0.0  # as in gate_major_step
+        i_, f_ = gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi]
+        g_, o_ = gates[g0 + lo : g0 + hi], gates[o0 + lo : o0 + hi]
+        if ln_c_weight.size == 0:
+            flat_step(i_, f_, g_, o_, u[0, lo:hi], u[1, lo:hi], u[2, lo:hi], u[3, lo:hi],
+                      peep_rows, lo, c_prev[lo:hi], c_new[lo:hi], tanh_row[lo:hi], m_row[lo:hi])
             continue
-        flat_gates(gates[i0 + lo : i0 + hi], gates[f0 + lo : f0 + hi], gates[g0 + lo : g0 + hi],
-                   gates[o0 + lo : o0 + hi], normed[0, lo:hi], normed[1, lo:hi],
-                   normed[2, lo:hi], normed[3, lo:hi], peep_rows, lo, c_prev[lo:hi],
-                   c_new[lo:hi])
-        normed_output_rows(gates[o0 + lo : o0 + hi], c_new[lo:hi],
-                           c_hat[t, lo // hidden : hi // hidden],
+        flat_gates(i_, f_, g_, o_, u[0, lo:hi], u[1, lo:hi], u[2, lo:hi], u[3, lo:hi], peep_rows,
+                   lo, c_prev[lo:hi], c_new[lo:hi])
+        normed_output_rows(o_, c_new[lo:hi], c_hat[t, lo // hidden : hi // hidden],
                            rstd[t, lo // hidden : hi // hidden, 1], ln_c_weight, ln_c_bias, eps,
                            tanh_row[lo:hi], m_row[lo:hi])
 
