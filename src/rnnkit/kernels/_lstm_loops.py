@@ -477,8 +477,9 @@ def _backward_scratch(work, layout):
     ``rnnkit.kernels.lstm._backward_shape`` and, for why, :func:`_forward_scratch`):
     ``peep_rows`` and ``d_peep_rows (3, B*H)`` and ``gate_work (4, B*H)`` (gate-major),
     ``carry``, ``d_new (B, R)``, ``d_m (B, H)`` (with a projection), ``d_out``, ``d_c_from_h
-    (H,)``, ``d_rec (B, R)``, ``d_rec_t (R, B)`` (batch-minor), ``rec_blocks (P, B, R/P)``,
-    ``sums (4H,)``, ``U^T (R, 4H)`` (batch-minor) and ``U``'s column blocks ``(P, 4H, R/P)``."""
+    (H,)`` (``(B*H,)`` for the gate-major layer norm's LN_c), ``d_rec (B, R)``, ``d_rec_t (R,
+    B)`` (batch-minor), ``rec_blocks (P, B, R/P)``, ``sums (4H,)``, ``U^T (R, 4H)``
+    (batch-minor) and ``U``'s column blocks ``(P, 4H, R/P)``."""
     return (
         block_view2(work, layout, 7), block_view2(work, layout, 8),
         block_view2(work, layout, 9), block_view2(work, layout, 10),
