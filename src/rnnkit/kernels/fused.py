@@ -17,10 +17,11 @@ A :class:`BoundCell`'s spec and tensor objects are fixed, so its decision and it
 are kept in ``cell.kernel_cache`` and reused while every tensor keeps its dtype, device, shape,
 strides, storage and version (in-place updates such as an optimizer step bump the version).
 
-A call without masks first tries the native call (:meth:`BoundKernel.native_run`,
+Every call first tries the native call (:meth:`BoundKernel.native_run`,
 :mod:`rnnkit.kernels.native`): the same loops behind one C++ autograd function, with no Python
-between. The ``autograd.Function`` here runs everything else: masks, recurrent dropout,
-``proj_size``, processes without its build.
+between, masks and recurrent-dropout masks included. The ``autograd.Function`` here runs what it
+refuses (tensors its recipe cannot take as they are, e.g. a non-contiguous state) and every call
+in processes without its build.
 """
 
 from __future__ import annotations
