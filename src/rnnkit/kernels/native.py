@@ -2,7 +2,7 @@
 
 At small sizes most of a fused call's time is not the kernels but the Python around them: the
 module's glue, a Python ``autograd.Function``, numba's unboxing of a few dozen arrays on each
-compiled call. The native call replaces all of it, for the common case (see :func:`recipe_for`),
+compiled call. The native call replaces all of it (see :func:`rnnkit.kernels._entries.recipe`),
 with one C++ autograd function (``_native.cpp``) that allocates the call's tensors and calls the
 same compiled loops through numba ``cfunc`` entry points (:mod:`rnnkit.kernels._entries`), which
 take one ``int64`` block of sizes and addresses.

@@ -358,7 +358,7 @@ class RNNBase(nn.Module):
         mask: torch.Tensor | None,
     ):
         """One layer and direction: ``(outputs (B, T, H_out), finals)``, each final ``(1, B, s)``
-        (without a mask a native call where one applies; see
+        (a native call where one applies, with or without a mask; see
         :meth:`rnnkit.kernels.fused.BoundKernel.native_run`)."""
         # The reverse pass flips the time axis and the mask together: a right-padded sequence
         # becomes left-padded, and masked steps hold the initial state, so each sequence is read
