@@ -58,16 +58,16 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hh_t, h_all, 
             weight_hh_t[k, j] = weight_hh[j, k]
     h_all[0] = 0
     c_all[0] = 0
+    bias = np.zeros(4 * hidden, x.dtype)  # both biases, summed once
+    if bias_ih.size > 0:
+        bias += bias_ih
+    if bias_hh.size > 0:
+        bias += bias_hh
     pre = np.empty(4 * hidden, x.dtype)
     for t in range(steps):
         for b in range(batch):
-            pre[:] = 0
-            if bias_ih.size > 0:
-                for j in range(4 * hidden):
-                    pre[j] += bias_ih[j]
-            if bias_hh.size > 0:
-                for j in range(4 * hidden):
-                    pre[j] += bias_hh[j]
+            for j in range(4 * hidden):
+                pre[j] = bias[j]
             for i in range(features):
                 value = x[b, t, i]
                 for j in range(4 * hidden):
