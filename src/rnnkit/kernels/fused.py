@@ -314,9 +314,9 @@ class BoundKernel:
         keeps, ``(B, T)`` booleans, whose masked steps output zeros (``zero_output``) or repeat
         the previous output; ``recurrent_mask`` is ``None`` or the recurrent-dropout mask, a
         contiguous ``(B, s_0)`` tensor of the inputs' dtype. ``None`` when the native call does
-        not apply: no build, non-contiguous weights, other states or masks, a size or option it
-        does not cover, or inputs or weights whose dtype, sizes or contiguity differ from those
-        its recipe was laid out for (the C++ side checks those on every call)."""
+        not apply: no build, non-contiguous weights, states or masks other than these, or inputs
+        or weights whose dtype, sizes or contiguity differ from those its recipe was laid out for
+        (the C++ side checks those on every call)."""
         extension = native.extension()
         if extension is None or not self.views:
             return None
