@@ -3,12 +3,15 @@ gradcheck through it."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import LSTMCell
+from rnnkit.kernels import _common
 
 from ._harness import (
     ACTIVATIONS,
@@ -48,6 +51,32 @@ def test_fused_matches_reference(shape, options, sequence):
     assert_backends_agree(build_problem("lstm", units, options, sequence))
 
 
+@contextlib.contextmanager
+def two_core_pipeline():
+    """Two torch threads and every call of two steps or more pipelined, a step per chunk: the
+    GEMMs over all steps on the second core (see rnnkit.kernels._sync)."""
+    saved = (_common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS, torch.get_num_threads())
+    _common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS = 0, 1
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        _common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS = saved[:2]
+        torch.set_num_threads(saved[2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
+def test_the_two_core_pipeline_matches_reference(shape, options, sequence):
+    """As above, with the input projection and the weight and input gradients computed chunk by
+    chunk next to the recurrence."""
+    units, proj_size = shape
+    options = {**options, "proj_size": proj_size, "layer_norm": options["layer_norm"] and units > 1}
+    with two_core_pipeline():
+        assert _common.pipeline_chunk("lstm", 2, 2, 1, 4, 1) == 1
+        assert_backends_agree(build_problem("lstm", units, options, sequence))
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -66,3 +95,5 @@ def test_gradcheck(options):
         cell, batch=2, steps=4, mask_kind="random", recurrent=True, zero_output=False, seed=7
     )
     assert gradcheck_fused(problem)
+    with two_core_pipeline():
+        assert gradcheck_fused(problem)

@@ -536,3 +536,66 @@ def test_without_the_build_the_python_path_gives_the_same_results(cls, options, 
     assert "FusedSequenceBackward" in _node(python_h_n)
     for a, b in zip(native_results, python_results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """Two torch threads, and every LSTM call of two steps or more pipelined on them, one step per
+    chunk (see rnnkit.kernels._sync)."""
+    from rnnkit.kernels import _common
+
+    monkeypatch.setattr(_common, "PIPELINE_MIN_MACS", 0)
+    monkeypatch.setattr(_common, "PIPELINE_MIN_ROWS", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("call", ["plain", "hx", "lengths", "stack", "dropout"])
+@pytest.mark.parametrize("options", [{}, {"bias": False}, {"peephole": True},
+                                     {"layer_norm": True}, {"proj_size": 3},
+                                     {"peephole": True, "layer_norm": True, "proj_size": 3}],
+                         ids=["plain", "no_bias", "peephole", "layer_norm", "proj", "all"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, options, call,
+                                                                     two_cores, monkeypatch):
+    """With two threads the LSTM's GEMMs over all steps run on the second core, chunk by chunk,
+    next to the recurrence: the native call runs both at once (counted by the extension), the
+    results match the reference loop and, exactly, the Python path, which runs the same chunks
+    one after the other."""
+    from rnnkit.kernels import _common
+
+    torch.manual_seed(11)
+    kwargs = dict(options)
+    if call == "stack":
+        kwargs.update(num_layers=2, bidirectional=True)
+    if call == "dropout":
+        kwargs.update(num_layers=2, dropout=0.5)
+    module, twin = _pair(rnnkit.nn.LSTM, kwargs, torch.float64)
+    rec = kwargs.get("proj_size", 0) or 8
+    layers = 4 if call == "stack" else 2 if call == "dropout" else 1
+    x = torch.randn(batch, 7, 6, dtype=torch.float64, requires_grad=True)
+    hx = None
+    if call in ("hx", "stack"):
+        hx = (torch.randn(layers, batch, rec, dtype=torch.float64, requires_grad=True),
+              torch.randn(layers, batch, 8, dtype=torch.float64, requires_grad=True))
+    lengths = torch.tensor([7, 3, 5][:batch]) if call == "lengths" else None
+    assert _common.pipeline_chunk("lstm", batch, 7, 6, 32, rec) == 1
+
+    def results(model):
+        torch.manual_seed(5)  # the same dropout masks for every run
+        given = {} if lengths is None else {"lengths": lengths}
+        output, (h_n, c_n) = model(x, hx, **given) if hx is not None else model(x, **given)
+        loss = (output**2).sum() + (2 * h_n).sum() + (3 * c_n).sum()
+        tracked = [*model.parameters(), x, *(hx or ())]
+        return [output, h_n, c_n, *torch.autograd.grad(loss, tracked)], h_n
+
+    calls, concurrent = native.extension().companion_calls()
+    if call == "dropout":  # inter-layer dropout: the reference twin draws the same masks
+        module.train(), twin.train()
+    _native_matches_reference_and_python_path(results, module, twin, monkeypatch)
+    monkeypatch.undo()  # the extension again, for its counters
+    after = native.extension().companion_calls()
+    assert after[0] >= calls + 2 * layers  # a forward and a backward per layer and direction
+    assert after[1] > concurrent

@@ -28,12 +28,13 @@ class Plan:
     """
 
     __slots__ = ("keep", "recurrent", "zero_output", "activation", "recurrent_activation",
-                 "threads", "spec")
+                 "threads", "spec", "chunk")
 
-    def __init__(self, keep, recurrent, zero_output, codes, threads, spec):
+    def __init__(self, keep, recurrent, zero_output, codes, threads, spec, chunk=0):
         self.keep, self.recurrent, self.zero_output = keep, recurrent, zero_output
         self.activation, self.recurrent_activation = codes
         self.threads, self.spec = threads, spec
+        self.chunk = chunk  # steps per chunk of the two-core pipeline, 0 for none (see below)
 
 
 def tensors_fit(tensors, dtype: torch.dtype) -> bool:
@@ -158,7 +159,9 @@ def plan_of(spec, inputs: torch.Tensor, mask, recurrent_mask, zero_output: bool,
         recurrent = as_array(recurrent_mask.detach().expand(batch, width))
     gates = GATES[spec.family]
     threads = gemm_threads(batch, gates * spec.hidden_size, width)
-    return Plan(keep, recurrent, bool(zero_output), codes, threads, spec)
+    chunk = pipeline_chunk(spec.family, batch, steps, inputs.shape[2], gates * spec.hidden_size,
+                           width)
+    return Plan(keep, recurrent, bool(zero_output), codes, threads, spec, chunk)
 
 
 @functools.cache
@@ -272,6 +275,34 @@ def gemm_threads(batch: int, width: int, depth: int) -> int:
     if batch * width * depth < PARALLEL_STEP_MACS:
         return 1
     return max(1, torch.get_num_threads())
+
+
+# The families whose kernels have companions (see rnnkit.kernels._sync), and the least input
+# projection (multiply-adds over all steps) worth a second core: below it the handoff costs more
+# than the overlap saves.
+PIPELINED = frozenset({"lstm"})
+PIPELINE_MIN_MACS = 1 << 22
+# Rows (steps x batch) of a chunk at least, and chunks at most.
+PIPELINE_MIN_ROWS = 32
+PIPELINE_MAX_CHUNKS = 8
+
+
+def pipeline_chunk(family: str, batch: int, steps: int, features: int, width: int,
+                   depth: int) -> int:
+    """Steps per chunk when a call of these sizes runs on two cores, the recurrence on one and the
+    GEMMs over all steps on the other (see :mod:`rnnkit.kernels._sync`); 0 to run on one.
+
+    Two cores are used when torch may use two threads, the step GEMM runs on one BLAS thread (see
+    :func:`gemm_threads`) and the work is large enough. A chunk holds at least
+    ``PIPELINE_MIN_ROWS`` rows, and there are at least 2 and at most ``PIPELINE_MAX_CHUNKS``.
+    """
+    if family not in PIPELINED or torch.get_num_threads() < 2:
+        return 0
+    if gemm_threads(batch, width, depth) != 1 or batch * steps * width * features < \
+            PIPELINE_MIN_MACS:
+        return 0
+    chunk = max(-(-steps // PIPELINE_MAX_CHUNKS), -(-PIPELINE_MIN_ROWS // batch))
+    return chunk if chunk < steps else 0
 
 
 _work_arrays = threading.local()

@@ -25,8 +25,13 @@ from rnnkit.kernels import gru as gru_arrays
 from rnnkit.kernels import lstm as lstm_arrays
 from rnnkit.kernels import native
 from rnnkit.kernels import rnn as rnn_arrays
-from rnnkit.kernels._common import NUMPY_DTYPES, gemm_threads
-from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
+from rnnkit.kernels._common import NUMPY_DTYPES, gemm_threads, pipeline_chunk
+from rnnkit.kernels._lstm_loops import (
+    lstm_backward,
+    lstm_backward_weights,
+    lstm_forward,
+    lstm_forward_inputs,
+)
 from rnnkit.kernels._numba import jit
 from rnnkit.kernels._rows import column_blocks
 from rnnkit.kernels._step_loops import _pointer
@@ -212,7 +217,7 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
     gradients = [(d_x + k, 0) for k in range(5) if present[k]]
     gradients += _state_gradients(1, with_state) + [None] * (call.masked + call.dropped)
-    return forward, backwards, (outputs, h_final), [saved], gradients
+    return forward, backwards, (outputs, h_final), [saved], gradients, False
 
 
 def rnn_recipe(kernel, call):
@@ -292,9 +297,9 @@ def gru_recipe(kernel, call):
 # -- LSTM (plain, peephole, layer norm, projection) -----------------------------------------
 @jit
 def lstm_forward_entry(a, like):
-    """Scalars ``zero_output, act, rec_act, batch_minor``; arrays ``x, h0, c0, w_ih, w_hh, b_ih,
-    b_hh, w_hr, peephole, ln (six), eps, keep, recurrent, outputs, h_final, c_final, saved,
-    layout``."""
+    """Scalars ``zero_output, act, rec_act, batch_minor, chunk``; arrays ``x, h0, c0, w_ih, w_hh,
+    b_ih, b_hh, w_hr, peephole, ln (six), eps, keep, recurrent, outputs, h_final, c_final,
+    saved, layout, sync``."""
     lstm_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like),
                  array2(a, 3, like).T, array2(a, 4, like), array1(a, 5, like),
                  array1(a, 6, like), array2(a, 7, like).T,
@@ -303,14 +308,25 @@ def lstm_forward_entry(a, like):
                  array1(a, 15, F64)[0], array2(a, 16, BOOL), array2(a, 17, like),
                  scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2), scalar(a, 3) != 0,
                  array3(a, 18, like), array2(a, 19, like), array2(a, 20, like),
-                 array1(a, 21, like), array2(a, 22, I64))
+                 array1(a, 21, like), array2(a, 22, I64), scalar(a, 4), array1(a, 23, I64))
+
+
+@jit
+def lstm_forward_companion_entry(a, like):
+    """The forward's companion, on the forward entry's block."""
+    lstm_forward_inputs(array3(a, 0, like), array2(a, 3, like).T, array1(a, 5, like),
+                        array1(a, 6, like), array1(a, 9, like), array1(a, 10, like),
+                        array1(a, 12, like), array1(a, 15, F64)[0], scalar(a, 1), scalar(a, 2),
+                        array1(a, 21, like), array2(a, 22, I64), scalar(a, 4),
+                        array1(a, 23, I64))
 
 
 @jit
 def lstm_backward_entry(a, like):
-    """Scalars ``zero_output, act, rec_act, batch_minor``; arrays ``d_outputs, saved, layout,
-    w_ih, w_hh, w_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent, need,
-    work, work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln``."""
+    """Scalars ``zero_output, act, rec_act, batch_minor, chunk``; arrays ``d_outputs, saved,
+    layout, w_ih, w_hh, w_hr, peephole, ln_ih_weight, ln_hh_weight, ln_c_weight, keep,
+    recurrent, need, work, work_layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr,
+    d_peep, d_ln, sync``."""
     lstm_backward(array3(a, 0, like), array1(a, 1, like), array2(a, 2, I64), array2(a, 3, like),
                   array2(a, 4, like), array2(a, 5, like),
                   array2(a, 6, like), array1(a, 7, like), array1(a, 8, like),
@@ -320,7 +336,18 @@ def lstm_backward_entry(a, like):
                   array3(a, 15, like), array2(a, 16, like), array2(a, 17, like),
                   array2(a, 18, like), array2(a, 19, like), array1(a, 20, like),
                   array1(a, 21, like), array2(a, 22, like), array2(a, 23, like),
-                  array2(a, 24, like))
+                  array2(a, 24, like), scalar(a, 4), array1(a, 25, I64))
+
+
+@jit
+def lstm_backward_companion_entry(a, like):
+    """The backward's companion, on the backward entry's block."""
+    lstm_backward_weights(array1(a, 1, like), array2(a, 2, I64), array2(a, 3, like),
+                          array1(a, 7, like), array2(a, 11, like).size > 0, array1(a, 12, BOOL),
+                          array1(a, 13, like), array2(a, 14, I64), array3(a, 15, like),
+                          array2(a, 18, like), array2(a, 19, like), array1(a, 20, like),
+                          array1(a, 21, like), array2(a, 22, like), array2(a, 24, like),
+                          scalar(a, 4), array1(a, 25, I64))
 
 
 def lstm_recipe(kernel, call):
@@ -341,7 +368,9 @@ def lstm_recipe(kernel, call):
     weight_shapes = ((four_h, features), (four_h, rec), (four_h,), (four_h,),
                      (rec, hidden) if proj else (0, 0), (3, hidden), *ln_shapes)
 
-    forward = Arguments([call.zero_output, act, rec_act, minor])
+    # With a chunk the GEMMs over all steps run on the companion thread (see _sync).
+    chunk = pipeline_chunk("lstm", batch, steps, features, four_h, rec)
+    forward = Arguments([call.zero_output, act, rec_act, minor, chunk])
     forward.tensor(INPUT, 0, (batch, steps, features))
     _initial_states(forward, kernel, batch, (rec, hidden), with_state)
     _weights(forward, kernel, weight_shapes)
@@ -353,6 +382,7 @@ def lstm_recipe(kernel, call):
     c_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     saved = forward.allocate((size,))
     forward.constant(layout)
+    forward.sync()
 
     has_ih, has_hh = b_ih is not None, b_hh is not None  # Keras cells have b_ih alone
     weights_present = [t is not None for t in kernel.tensors]
@@ -361,7 +391,7 @@ def lstm_recipe(kernel, call):
         needs = (with_x, False, False, True, True, has_ih, has_hh, proj, *weights_present[5:])
         shapes, need, work_size, work_layout, minor_b = lstm_arrays._backward_shape(
             batch, steps, features, hidden, rec, norm, proj, needs, gate_major)
-        backward = Arguments([call.zero_output, act, rec_act, minor_b])
+        backward = Arguments([call.zero_output, act, rec_act, minor_b, chunk])
         backward.tensor(GRADIENT, 0, (batch, steps, rec))
         backward.tensor(SAVED, 0, (size,))
         backward.constant(layout)
@@ -387,6 +417,7 @@ def lstm_recipe(kernel, call):
             backward.allocate(shape)
         backward.allocate((3, hidden) if peep is not None else (0, 0))  # d_peep: 7
         backward.allocate((6, four_h))  # d_ln: 8
+        backward.sync()
         backwards.append(backward)
     gradients = [(1, 0), (2, 0), (3, 0)] + [(4, 0)] * has_ih + [(5, 0)] * has_hh
     gradients += [(6, 0)] * proj
@@ -395,7 +426,7 @@ def lstm_recipe(kernel, call):
     if ln[0] is not None:
         gradients += [(8, row * four_h) for row in range(6)]
     gradients += _state_gradients(2, with_state) + [None] * (call.masked + call.dropped)
-    return forward, backwards, (outputs, h_final, c_final), [saved], gradients
+    return forward, backwards, (outputs, h_final, c_final), [saved], gradients, chunk > 0
 
 
 # -- entry points and recipes ------------------------------------------------------------------
@@ -434,6 +465,22 @@ def _lstm_backward_f64(a):
     lstm_backward_entry(a, F64)
 
 
+def _lstm_forward_companion_f32(a):
+    lstm_forward_companion_entry(a, F32)
+
+
+def _lstm_forward_companion_f64(a):
+    lstm_forward_companion_entry(a, F64)
+
+
+def _lstm_backward_companion_f32(a):
+    lstm_backward_companion_entry(a, F32)
+
+
+def _lstm_backward_companion_f64(a):
+    lstm_backward_companion_entry(a, F64)
+
+
 def _rnn_forward_f32(a):
     rnn_forward_entry(a, F32)
 
@@ -455,15 +502,18 @@ ENTRIES = {
     ("rnn", np.float64): (_rnn_forward_f64, _rnn_backward_f64),
     ("gru", np.float32): (_gru_forward_f32, _gru_backward_f32),
     ("gru", np.float64): (_gru_forward_f64, _gru_backward_f64),
-    ("lstm", np.float32): (_lstm_forward_f32, _lstm_backward_f32),
-    ("lstm", np.float64): (_lstm_forward_f64, _lstm_backward_f64),
+    ("lstm", np.float32): (_lstm_forward_f32, _lstm_backward_f32, _lstm_forward_companion_f32,
+                           _lstm_backward_companion_f32),
+    ("lstm", np.float64): (_lstm_forward_f64, _lstm_backward_f64, _lstm_forward_companion_f64,
+                           _lstm_backward_companion_f64),
 }
 BUILDERS = {"rnn": rnn_recipe, "gru": gru_recipe, "lstm": lstm_recipe}
 
 
 @functools.cache
-def entry_addresses(family: str, dtype) -> tuple[int, int]:
-    """The compiled entries' addresses (compiled, or loaded from numba's cache, on first use)."""
+def entry_addresses(family: str, dtype) -> tuple[int, ...]:
+    """The compiled entries' addresses (compiled, or loaded from numba's cache, on first use):
+    forward and backward, then their companions where the family has them."""
     return tuple(cfunc(SIGNATURE, cache=True)(f).address for f in ENTRIES[family, dtype])
 
 
@@ -490,9 +540,11 @@ def recipe(kernel, call: Call):
     builder = BUILDERS.get(name)
     if builder is None or native.extension() is None:
         return None
-    forward, backwards, returned, saved, gradients = builder(kernel, call)
+    forward, backwards, returned, saved, gradients, pipelined = builder(kernel, call)
     entries = entry_addresses(name, NUMPY_DTYPES[kernel.dtype])
-    made = native.make_recipe(forward, backwards, entries, returned, saved, gradients)
+    companions = entries[2:4] if pipelined else (0, 0)
+    made = native.make_recipe(forward, backwards, entries[:2], returned, saved, gradients,
+                              companions)
     spec = kernel.spec
     made.threads = gemm_threads(call.batch, GATES[name] * spec.hidden_size, spec.recurrent_size)
     return made

@@ -133,28 +133,30 @@ def gate_start(g, t, steps, batch, hidden):
 
 
 @jit
-def gate_major_projection(x2, weight_ih_t, batch, gates):
-    """The input projection of every step into the saved ``gates`` (flat, in
-    :func:`gate_start`'s layout), biases not included: one GEMM per gate, on a contiguous copy of
-    that gate's columns of ``weight_ih_t = W^T`` (``W`` may be stored either way: the Keras
-    face's is transposed)."""
+def gate_major_projection(x2, weight_ih_t, rows, first, gates):
+    """The input projection of rows ``first ..`` (``x2``: those rows of all ``rows = T*B``) into
+    the saved ``gates`` (flat, in :func:`gate_start`'s layout), biases not included: one GEMM per
+    gate, on a contiguous copy of that gate's columns of ``weight_ih_t = W^T`` (``W`` may be
+    stored either way: the Keras face's is transposed)."""
     hidden = weight_ih_t.shape[1] // 4
-    projection = gates.reshape(4, x2.shape[0], hidden)
+    projection = gates.reshape(4, rows, hidden)
+    count = x2.shape[0]
     for g in range(4):
         columns = np.ascontiguousarray(weight_ih_t[:, g * hidden : (g + 1) * hidden])
-        np.dot(x2, columns, projection[g])
+        np.dot(x2, columns, projection[g, first : first + count])
 
 
 @jit
-def add_gate_biases(bias, steps, batch, gates):
-    """``gates`` (flat, gate-major) plus ``bias (4H,)``: one pass per gate and step."""
+def add_gate_biases(bias, steps, batch, gates, t0, t1):
+    """``gates`` (flat, gate-major) plus ``bias (4H,)`` at steps ``t0 .. t1 - 1``: one pass per
+    gate and step."""
     hidden = bias.size // 4
     width = batch * hidden
     bias_rows = np.empty((4, width), gates.dtype)
     repeat_rows(bias, batch, bias_rows)
     for g in range(4):
         row = bias_rows[g]
-        for t in range(steps):
+        for t in range(t0, t1):
             start = gate_start(g, t, steps, batch, hidden)
             block = gates[start : start + width]
             for n in range(width):
@@ -162,14 +164,14 @@ def add_gate_biases(bias, steps, batch, gates):
 
 
 @jit
-def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates):
-    """Layer norm of the input projection, ``x_hat (T*B, 4H)`` (row-major, as the GEMM wrote
-    it), normalised in place, each row's ``1 / std`` into ``rstd (T*B,)``; ``gates`` (flat,
-    gate-major, see :func:`gate_start`) receives ``x_hat ⊙ weight + bias`` (``bias (4H,)``:
-    every bias that joins the projection)."""
+def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates, n0, n1):
+    """Layer norm of rows ``n0 .. n1 - 1`` of the input projection, ``x_hat (T*B, 4H)``
+    (row-major, as the GEMM wrote it), normalised in place, each row's ``1 / std`` into ``rstd
+    (T*B,)``; ``gates`` (flat, gate-major, see :func:`gate_start`) receives ``x_hat ⊙ weight +
+    bias`` (``bias (4H,)``: every bias that joins the projection)."""
     hidden = weight.size // 4
     stride = gate_start(1, 0, steps, batch, hidden)
-    for n in range(steps * batch):  # row (t, b) starts at gate_start(0, t, ...) + b * hidden
+    for n in range(n0, n1):  # row (t, b) starts at gate_start(0, t, ...) + b * hidden
         row = x_hat[n]
         mean, var = row_moments(row)
         scale = 1.0 / np.sqrt(var + eps)

@@ -46,7 +46,7 @@ from rnnkit.kernels._rows import (
     copy,
     dot_column_blocks,
     emit_outputs,
-    input_x_gradient_into,
+    gemm_tn_into,
     layer_norm_row,
     layer_norm_row_backward,
     masked_state_grad,
@@ -55,6 +55,7 @@ from rnnkit.kernels._rows import (
     transpose_into,
     weight_gradients_into,
 )
+from rnnkit.kernels._sync import chunk_count, publish, wait_for
 
 
 @jit
@@ -217,10 +218,70 @@ def _step_product(h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks, batch_minor
 
 
 @jit
+def lstm_inputs(x, weight_ih_t, bias_ih, bias_hh, ln_ih_weight, ln_ih_bias, ln_hh_bias, eps,
+                gate_major, saved, layout, t0, t1):
+    """The inputs of steps ``t0 .. t1 - 1``: ``x`` copied time-major into the saved ``x_t`` and
+    projected into the saved gates, as :func:`lstm_forward` reads them (gate-major with every bias
+    joined, or row-major without the biases; with layer norm through LN_ih, keeping ``x_hat`` and
+    ``rstd_ih``). One GEMM for the steps; their rows are independent of other steps'."""
+    x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
+        _saved_views(saved, layout)
+    )
+    batch, steps, features = x.shape
+    four_h = weight_ih_t.shape[1]
+    rows = batch * steps
+    norm = ln_ih_weight.size > 0
+    for t in range(t0, t1):
+        for b in range(batch):
+            copy(x[b, t], x_t[t, b])
+    n0, n1 = t0 * batch, t1 * batch
+    x2 = x_t[t0:t1].reshape((n1 - n0, features))
+    gm = gates.reshape(gates.size)
+    if gate_major:
+        bias = np.zeros(four_h, gates.dtype)
+        if bias_ih.size > 0:
+            bias += bias_ih
+        if bias_hh.size > 0:
+            bias += bias_hh
+        if norm:  # both layer norms' biases join the projection, after LN_ih
+            np.dot(x2, weight_ih_t, x_hat[n0:n1])
+            bias += ln_ih_bias
+            bias += ln_hh_bias
+            layer_norm_projection(x_hat, steps, batch, eps, ln_ih_weight, bias, rstd_ih, gm, n0,
+                                  n1)
+        else:
+            gate_major_projection(x2, weight_ih_t, rows, n0, gm)
+            add_gate_biases(bias, steps, batch, gm, t0, t1)
+        return
+    # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
+    x_proj = gates.reshape(rows, four_h)
+    np.dot(x2, weight_ih_t, x_proj[n0:n1])
+    if norm:
+        for n in range(n0, n1):
+            rstd_ih[n] = layer_norm_row(x_proj[n], eps, x_hat[n])
+            for j in range(four_h):
+                x_proj[n, j] = x_hat[n, j] * ln_ih_weight[j] + ln_ih_bias[j]
+
+
+@jit
+def lstm_forward_inputs(x, weight_ih_t, bias_ih, bias_hh, ln_ih_weight, ln_ih_bias, ln_hh_bias,
+                        eps, act, rec_act, saved, layout, chunk, sync):
+    """The forward's companion (see :mod:`rnnkit.kernels._sync`): :func:`lstm_inputs` chunk by
+    chunk of ``chunk`` steps, each published in ``sync[0]`` for :func:`lstm_forward`, which waits
+    for a chunk's inputs before its first step."""
+    batch, steps = x.shape[0], x.shape[1]
+    gate_major = act == TANH and rec_act == SIGMOID and batch > 1  # as lstm_forward
+    for k in range(chunk_count(steps, chunk)):
+        lstm_inputs(x, weight_ih_t, bias_ih, bias_hh, ln_ih_weight, ln_ih_bias, ln_hh_bias, eps,
+                    gate_major, saved, layout, k * chunk, min(steps, (k + 1) * chunk))
+        publish(sync, 0, k + 1)
+
+
+@jit
 def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_t, peephole,
                  ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps,
                  keep, recurrent_mask, zero_output, act, rec_act, batch_minor, outputs, h_final,
-                 c_final, saved, layout):
+                 c_final, saved, layout, chunk, sync):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, R)``, ``c0 (B, H)``.
 
     Absent options are arrays with a zero dimension. ``gates`` first receives the input
@@ -249,45 +310,26 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
     four_h = 4 * hidden
-    rows = batch * steps
     proj, norm = weight_hr_t.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
     fast = act == TANH and rec_act == SIGMOID
     gate_major = fast and batch > 1
-    for t in range(steps):
-        for b in range(batch):
-            copy(x[b, t], x_t[t, b])
-    # The biases join U ĥ row by row below, while the row is in cache, rather than in a pass of
-    # their own over the (T*B, 4H) projection (gate-major, they join the projection).
+    # Row-major, the biases join U ĥ row by row below, while the row is in cache, rather than in
+    # a pass of their own over the (T*B, 4H) projection (gate-major, they join the projection).
     bias[:] = 0.0
     if bias_ih.size > 0:
         bias += bias_ih
     if bias_hh.size > 0:
         bias += bias_hh
-    # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
-    x_proj = gates.reshape(rows, four_h)
+    if chunk == 0:  # else the companion projects the inputs (see lstm_forward_inputs)
+        lstm_inputs(x, weight_ih_t, bias_ih, bias_hh, ln_ih_weight, ln_ih_bias, ln_hh_bias, eps,
+                    gate_major, saved, layout, 0, steps)
     gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
     if gate_major and peephole.shape[0] > 0 and peep_all.shape[0] != 3:
         raise ValueError("layout: the gate-major peephole cell takes 3 rows of repeated peepholes")
     peep_rows = peep_all[: 3 if gate_major and peephole.shape[0] > 0 else 0]
-    if gate_major and norm:  # both layer norms' biases join the projection, after LN_ih
-        np.dot(x_t.reshape(rows, features), weight_ih_t, x_hat)
-        bias += ln_ih_bias
-        bias += ln_hh_bias
-        layer_norm_projection(x_hat, steps, batch, eps, ln_ih_weight, bias, rstd_ih, gm)
-    elif gate_major:
-        gate_major_projection(x_t.reshape(rows, features), weight_ih_t, batch, gm)
-        add_gate_biases(bias, steps, batch, gm)
-    if gate_major:
-        if peephole.shape[0] > 0:
-            repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
-    else:
-        np.dot(x_t.reshape(rows, features), weight_ih_t, x_proj)
-    if norm and not gate_major:
-        for n in range(rows):
-            rstd_ih[n] = layer_norm_row(x_proj[n], eps, x_hat[n])
-            for j in range(four_h):
-                x_proj[n, j] = x_hat[n, j] * ln_ih_weight[j] + ln_ih_bias[j]
+    if gate_major and peephole.shape[0] > 0:
+        repeat_rows(peephole.reshape(peephole.size), batch, peep_rows)
     for b in range(batch):
         copy(h0[b], h_all[0, b])
         copy(c0[b], c_all[0, b])
@@ -296,6 +338,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     if gate_major and not norm and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
         raise ValueError("weight_hh_t_blocks: the gate-major cell takes U^T in 4 column blocks")
     for t in range(steps):
+        if chunk > 0 and t % chunk == 0:
+            wait_for(sync, 0, t // chunk + 1)
         h_rec = h_all[t]
         if has_mask:
             h_rec = h_rec_all[t]
@@ -496,7 +540,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
                   ln_ih_weight, ln_hh_weight, ln_c_weight, keep, recurrent_mask, zero_output, act,
                   rec_act, batch_minor, need, work, work_layout,
                   d_x, d_h, d_c, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, d_weight_hr,
-                  d_peep, d_ln):
+                  d_peep, d_ln, chunk, sync):
     """Backpropagate through time from ``lstm_forward``'s saved arrays (the block ``saved`` at
     ``layout``; ``batch_minor`` as there, for each step's ``d(ĥ) = d(U ĥ) U``, which otherwise
     runs in ``U``'s column blocks when the work layout has them).
@@ -520,12 +564,11 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh, weight_hh_blocks)
     steps, batch, four_h = gates.shape
-    hidden, rec, features = four_h // 4, d_h.shape[1], x_t.shape[2]
+    hidden = four_h // 4
     proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
     fast = act == TANH and rec_act == SIGMOID
     gate_major = fast and batch > 1  # as lstm_forward saved the gates
-    rows = batch * steps
     gm = gates.reshape(gates.size)  # gate-major (see _lstm_gate_major.gate_start)
     if gate_major and (gate_work.shape[0] != 4 or peep_all.shape[0] != 3):
         raise ValueError("work_layout: the gate-major cell takes its rows of gates and peepholes")
@@ -586,36 +629,84 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
             else:
                 dot_column_blocks(d_product, weight_hh_blocks, rec_blocks, d_rec)
             masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
+        if chunk > 0 and t % chunk == 0:  # the chunk's gate gradients, for the companion
+            publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
     for g in range(d_peep_rows.shape[0]):  # the gate-major pass's per-row peephole gradients
         for b in range(batch):
             for j in range(hidden):
                 d_peep[g, j] += d_peep_rows[g, b * hidden + j]
-    d_gates2 = d_gates.reshape(rows, four_h)
-    h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(rows, rec)
+    if chunk == 0:  # else the companion does (see lstm_backward_weights)
+        lstm_step_gradients(saved, layout, weight_ih, ln_ih_weight, has_mask, need, work,
+                            work_layout, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh,
+                            d_weight_hr, d_ln, 0, steps, False)
+
+
+@jit
+def lstm_step_gradients(saved, layout, weight_ih, ln_ih_weight, has_mask, need, work, work_layout,
+                        d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, d_weight_hr, d_ln,
+                        t0, t1, accumulate):
+    """What steps ``t0 .. t1 - 1`` give, from their gate gradients, to the gradients of the
+    weights and biases (added to the other steps' with ``accumulate``) and of ``x``: each a GEMM
+    over the steps' rows. With layer norm, LN_ih's backward runs here as well. (Arguments as for
+    :func:`lstm_backward`.)"""
+    x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
+        _saved_views(saved, layout)
+    )
+    d_gates, d_proj, d_x_proj, d_h_new, both, result, d_x_t = _work_views(work, work_layout)
+    sums = block_view1(work, work_layout, 18)
+    steps, batch, four_h = gates.shape
+    hidden, rec, features = four_h // 4, h_all.shape[2], x_t.shape[2]
+    proj, norm = m_all.shape[0] > 0, x_hat.shape[0] > 0
+    total = steps * batch
+    n0, n1 = t0 * batch, t1 * batch
+    d_gates2 = d_gates.reshape(total, four_h)[n0:n1]
+    h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(total, rec)[n0:n1]
     if need[5] and proj:
-        np.dot(d_h_new.reshape(rows, rec).T, m_all.reshape(rows, hidden), d_weight_hr)
+        gemm_tn_into(d_h_new.reshape(total, rec)[n0:n1], m_all.reshape(total, hidden)[n0:n1],
+                     d_weight_hr, accumulate)
     if need[3] or need[4]:
-        sums[:] = 0.0
-        for n in range(rows):
+        if not accumulate:
+            sums[:] = 0.0
+        for n in range(n1 - n0):
             for j in range(four_h):
                 sums[j] += d_gates2[n, j]
         if need[3]:
             d_bias_ih[:] = sums
         if need[4]:
             d_bias_hh[:] = sums
-    x2 = x_t.reshape(rows, features)
+    x2 = x_t.reshape(total, features)[n0:n1]
     if norm:
         if need[2]:
-            np.dot(d_proj.reshape(rows, four_h).T, h_rec2, d_weight_hh)
+            gemm_tn_into(d_proj.reshape(total, four_h)[n0:n1], h_rec2, d_weight_hh, accumulate)
         # through LN_ih, into an array of its own (see _plain_row_ln_backward): the gradient of W x
-        for n in range(rows):
-            layer_norm_row_backward(d_gates2[n], x_hat[n], rstd_ih[n], ln_ih_weight, d_x_proj[n],
-                                    d_ln[0], d_ln[1])
-        d_gates2 = d_x_proj
-        weight_gradients_into(d_gates2, x2, h_rec2, need[1], False, both, result, d_weight_ih,
-                              d_weight_hh)
+        for n in range(n0, n1):
+            layer_norm_row_backward(d_gates2[n - n0], x_hat[n], rstd_ih[n], ln_ih_weight,
+                                    d_x_proj[n], d_ln[0], d_ln[1])
+        d_gates2 = d_x_proj[n0:n1]
+        weight_gradients_into(d_gates2, x2, h_rec2, need[1], False, both[n0:n1], result,
+                              d_weight_ih, d_weight_hh, accumulate)
     else:
-        weight_gradients_into(d_gates2, x2, h_rec2, need[1], need[2], both, result, d_weight_ih,
-                              d_weight_hh)
+        weight_gradients_into(d_gates2, x2, h_rec2, need[1], need[2], both[n0:n1], result,
+                              d_weight_ih, d_weight_hh, accumulate)
     if need[0]:
-        input_x_gradient_into(d_gates2, x_t, weight_ih, d_x_t, d_x)
+        np.dot(d_gates2, weight_ih, d_x_t.reshape(total, features)[n0:n1])
+        for t in range(t0, t1):
+            for b in range(batch):
+                copy(d_x_t[t, b], d_x[b, t])
+
+
+@jit
+def lstm_backward_weights(saved, layout, weight_ih, ln_ih_weight, has_mask, need, work,
+                          work_layout, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh,
+                          d_weight_hr, d_ln, chunk, sync):
+    """The backward's companion (see :mod:`rnnkit.kernels._sync`): :func:`lstm_step_gradients`
+    chunk by chunk of ``chunk`` steps, last chunk first, each once :func:`lstm_backward` has
+    published its gate gradients in ``sync[0]``."""
+    steps = block_view3(saved, layout, 3).shape[0]  # the saved gates' (see _saved_views)
+    count = chunk_count(steps, chunk)
+    for k in range(count - 1, -1, -1):
+        wait_for(sync, 0, count - k)
+        lstm_step_gradients(saved, layout, weight_ih, ln_ih_weight, has_mask, need, work,
+                            work_layout, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh,
+                            d_weight_hr, d_ln, k * chunk, min(steps, (k + 1) * chunk),
+                            k != count - 1)

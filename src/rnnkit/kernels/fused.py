@@ -22,6 +22,11 @@ Every call first tries the native call (:meth:`BoundKernel.native_run`,
 between, masks and recurrent-dropout masks included. The ``autograd.Function`` here runs what it
 refuses (tensors its recipe cannot take as they are, e.g. a non-contiguous state) and every call
 in processes without its build.
+
+With two torch threads, an LSTM call large enough runs its GEMMs over all steps (the input
+projection; the weight and input gradients) on the second core, chunk by chunk, next to the
+recurrence (:mod:`rnnkit.kernels._sync`): the native call runs the two at once on torch's own
+thread pool, the Python path one after the other, with the same results.
 """
 
 from __future__ import annotations

@@ -25,10 +25,14 @@ from rnnkit.kernels._common import (
     block_layout,
     optional_matrix,
     recycled,
-    transposed,
     workspace,
 )
-from rnnkit.kernels._lstm_loops import lstm_backward, lstm_forward
+from rnnkit.kernels._lstm_loops import (
+    lstm_backward,
+    lstm_backward_weights,
+    lstm_forward,
+    lstm_forward_inputs,
+)
 from rnnkit.kernels._numba import SIGMOID, TANH
 from rnnkit.kernels._rows import column_blocks
 
@@ -188,11 +192,18 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
     block = recycled((size,), dtype)
+    eps = float(plan.spec.layer_norm_epsilon)
+    # Here the companion runs first, then the recurrence; the native call runs them at once.
+    sync = np.zeros(1, np.int64)
+    if plan.chunk > 0:
+        lstm_forward_inputs(x, w_ih.T, b_ih, b_hh, ln[0], ln[1], ln[3], eps, plan.activation,
+                            plan.recurrent_activation, block, layout, plan.chunk, sync)
+    # W_hr^T as a view, as the native entry takes it: at B=1 its product is a matrix-vector
+    # product to OpenBLAS, whose kernels for the two layouts sum in different orders.
     lstm_forward(
-        x, h0, c0, w_ih.T, w_hh, b_ih, b_hh, transposed(w_hr), peep, *ln,
-        float(plan.spec.layer_norm_epsilon), plan.keep,
+        x, h0, c0, w_ih.T, w_hh, b_ih, b_hh, w_hr.T, peep, *ln, eps, plan.keep,
         plan.recurrent, plan.zero_output, plan.activation, plan.recurrent_activation, minor,
-        outputs, h_final, c_final, block, layout,
+        outputs, h_final, c_final, block, layout, plan.chunk, sync,
     )
     return outputs, h_final, c_final, (block, layout)
 
@@ -217,12 +228,17 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
     d_c = np.array(d_c_final, dtype, order="C")
     d_peep, d_ln = np.empty_like(peep), np.empty((6, 4 * hidden), dtype)
+    work = workspace("work", (size,), dtype)
+    sync = np.zeros(1, np.int64)
     lstm_backward(
         d_outputs, *saved, w_ih, w_hh, w_hr, peep, ln[0], ln[2], ln[4], plan.keep, plan.recurrent,
-        plan.zero_output, plan.activation, plan.recurrent_activation, minor, need,
-        workspace("work", (size,), dtype), layout, d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh,
-        d_w_hr, d_peep, d_ln,
+        plan.zero_output, plan.activation, plan.recurrent_activation, minor, need, work, layout,
+        d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln, plan.chunk, sync,
     )
+    if plan.chunk > 0:  # the companion, after the recurrence here (at once in the native call)
+        lstm_backward_weights(*saved, w_ih, ln[0], plan.recurrent.size > 0, need, work, layout,
+                              d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_ln, plan.chunk,
+                              sync)
     return (d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_peep, d_ln[0], d_ln[1],
             d_ln[2], d_ln[3], d_ln[4, :hidden], d_ln[5, :hidden])
 

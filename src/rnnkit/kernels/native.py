@@ -37,14 +37,19 @@ from rnnkit.kernels._common import block_layout
 
 SOURCE = Path(__file__).with_name("_native.cpp")
 MODULE_NAME = "rnnkit_native"
+# -fopenmp for at::parallel_for (see _native.cpp), which then runs on torch's own OpenMP runtime:
+# torch has loaded it already, under the name the extension asks for.
+CFLAGS, LDFLAGS = ["-O2", "-fopenmp"], ["-fopenmp"]
 
-# Where each per-call address comes from (the C++ ``Source``).
-INPUT, ALLOCATED, SAVED, GRADIENT, GRADIENT_COPY = range(5)
+# Where each per-call address comes from (the C++ ``Source``). SYNC is the call's progress
+# counters, zeros, which an entry and its companion share (see rnnkit.kernels._sync).
+INPUT, ALLOCATED, SAVED, GRADIENT, GRADIENT_COPY, SYNC = range(6)
+SYNC_SIZE = 8
 
 
 def build_directory() -> Path:
     """Where the extension for these sources, this torch and this Python is built."""
-    tag = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    tag = hashlib.sha256(SOURCE.read_bytes() + repr((CFLAGS, LDFLAGS)).encode()).hexdigest()[:12]
     python = f"py{sys.version_info[0]}{sys.version_info[1]}"
     version = f"torch{torch.__version__.replace('+', '-')}-{python}"
     root = os.environ.get("RNNKIT_NATIVE_DIR") or Path.home() / ".cache" / "rnnkit" / "native"
@@ -59,7 +64,8 @@ def build(verbose: bool = False) -> Path:
 
     directory = build_directory()
     directory.mkdir(parents=True, exist_ok=True)
-    load(MODULE_NAME, [str(SOURCE)], extra_cflags=["-O2"], build_directory=str(directory),
+    load(MODULE_NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+         build_directory=str(directory),
          verbose=verbose)
     from rnnkit.kernels import _entries
 
@@ -170,21 +176,27 @@ class Arguments:
             self.tensor(ALLOCATED, index, shape, offset)
         return index, offsets
 
-    def fields(self, entry: int) -> tuple:
-        return (entry, self.block, self.slots, self.sources, self.indices, self.offsets,
-                self.allocations)
+    def sync(self) -> None:
+        """The call's progress counters (``SYNC_SIZE`` zeros, ``int64``), shared with the
+        companion entry."""
+        self.tensor(SYNC, 0, (SYNC_SIZE,))
+
+    def fields(self, entry: int, companion: int = 0) -> tuple:
+        return (entry, companion, self.block, self.slots, self.sources, self.indices,
+                self.offsets, self.allocations)
 
 
 
 def make_recipe(forward: Arguments, backward: tuple[Arguments, Arguments], entries, returned,
-                saved, gradients):
+                saved, gradients, companions=(0, 0)):
     """A C++ recipe from the arguments of the forward and the two backwards (without and with
-    x's gradient). ``entries`` is ``(forward, backward)`` entry addresses, ``gradients`` per
+    x's gradient). ``entries`` is ``(forward, backward)`` entry addresses and ``companions``
+    those of their companions (0 for none: see :mod:`rnnkit.kernels._sync`), ``gradients`` per
     input ``(allocation, offset)`` in the backward, or ``None``."""
     recipe = extension().Recipe()
-    recipe.set_forward(*forward.fields(entries[0]))
+    recipe.set_forward(*forward.fields(entries[0], companions[0]))
     for with_x, arguments in enumerate(backward):
-        recipe.set_backward(bool(with_x), *arguments.fields(entries[1]))
+        recipe.set_backward(bool(with_x), *arguments.fields(entries[1], companions[1]))
     recipe.returned, recipe.saved = list(returned), list(saved)
     recipe.gradient_of = [-1 if g is None else g[0] for g in gradients]
     recipe.gradient_offset = [0 if g is None else g[1] for g in gradients]

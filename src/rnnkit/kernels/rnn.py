@@ -121,7 +121,7 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_h
     d_pre2 = d_pre.reshape(rows, hidden)
     h_rec = h_rec_all if recurrent_mask.size > 0 else h_all[:steps]
     weight_gradients_into(d_pre2, x_t.reshape(rows, x_t.shape[2]), h_rec.reshape(rows, hidden),
-                          need[1], need[2], both, result, d_weight_ih, d_weight_hh)
+                          need[1], need[2], both, result, d_weight_ih, d_weight_hh, False)
     sum_rows(d_pre2, d_bias_ih)
     sum_rows(d_pre2, d_bias_hh)
     if need[0]:

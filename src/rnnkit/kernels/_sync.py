@@ -1,0 +1,94 @@
+"""Progress counters shared by two compiled loops running at once on two cores.
+
+A fused kernel may split its work in two: the recurrence, which is sequential, and the big GEMMs
+over all steps (the input projection, the weight and input gradients), which are not. With two
+cores the native call runs the second part, the *companion*, on a worker thread next to the
+first, chunk by chunk (see :mod:`rnnkit.kernels.native`): the forward's companion projects the
+inputs of a chunk of steps while the recurrence runs the previous chunk; the backward's takes the
+gate gradients of each chunk the recurrence has finished and turns them into weight and input
+gradients.
+
+The two meet through a small ``int64`` array, ``sync``: one side publishes how many chunks it has
+finished (a release store, after its writes), the other waits until enough are (acquire loads),
+and so sees those writes. Run one after the other (the Python path), the waits find the counts
+already reached and return at once, and the results are the same bit for bit.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from rnnkit.kernels._numba import jit
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def _element_pointer(context, builder, array_type, array, index):
+    ary = context.make_array(array_type)(context, builder, array)
+    return cgutils.get_item_pointer(context, builder, array_type, ary, [index])
+
+
+@intrinsic
+def _load_acquire(typingctx, array, index):
+    """``array[index]`` (an ``int64`` array), loaded with acquire ordering."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.load_atomic(pointer, "acquire", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def _store_release(typingctx, array, index, value):
+    """``array[index] = value`` (an ``int64`` array), stored with release ordering."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        value = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(value, pointer, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def _spin_pause(typingctx):
+    """The CPU's spin-wait hint (``pause`` on x86, nothing elsewhere)."""
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            pause = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+            builder.call(pause, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@jit
+def publish(sync, slot, count):
+    """Make ``count`` visible in ``sync[slot]``, after every write made before it."""
+    _store_release(sync, slot, count)
+
+
+@jit
+def wait_for(sync, slot, count):
+    """Return once ``sync[slot] >= count``; the other side's writes before it are then seen."""
+    while _load_acquire(sync, slot) < count:
+        _spin_pause()
+
+
+@jit
+def chunk_count(steps, chunk):
+    """How many chunks of ``chunk`` steps cover ``steps`` (the last may be shorter)."""
+    return (steps + chunk - 1) // chunk
