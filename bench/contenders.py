@@ -34,6 +34,7 @@ class Contender:
     name: str
     run: Callable[[], None]
     clock: str = "thread"  # CPU time of the calling thread; "process" for TF (see run.py)
+    threads: int | None = None  # torch threads for its samples; None: the run's (see run.py)
 
 
 def gemm_flops(family: str, batch: int, steps: int, features: int, hidden: int) -> float:
@@ -72,8 +73,10 @@ def _keras_face_contender(name: str, layer, x: torch.Tensor) -> Contender:
 
 
 def torch_contenders(variant: str, batch: int, steps: int, features: int, hidden: int,
-                     seed: int = 0) -> list[Contender]:
-    """rnnkit (fused), rnnkit's reference loop and torch.nn where it has the cell."""
+                     seed: int = 0, threads: int = 1) -> list[Contender]:
+    """rnnkit (fused), and torch.nn where it has the cell, else rnnkit's reference loop. With
+    more than one thread the peer runs on one thread as well (``torch.nn@1``, ``loop@1``): small
+    problems run faster on one, and a speedup is taken against the peer's faster setting."""
     spec = VARIANTS[variant]
     family, options = spec["family"], spec["options"]
     generator = torch.Generator().manual_seed(seed)
@@ -88,6 +91,9 @@ def torch_contenders(variant: str, batch: int, steps: int, features: int, hidden
         loop = RNNKIT_NN[family](features, hidden, batch_first=True, backend="reference",
                                  **options)
         contenders.append(_torch_module_contender("loop", loop, x))
+    if threads > 1:
+        peer = contenders[-1]
+        contenders.append(Contender(f"{peer.name}@1", peer.run, peer.clock, threads=1))
     return contenders
 
 

@@ -81,8 +81,12 @@ MAX_CALLS = 2000
 
 
 def timed_both(contender, calls: int = 1) -> tuple[float, float]:
-    """``(contender's clock, wall clock)`` seconds per call, over ``calls`` calls in a row."""
-    clock = clock_for(THREADS, contender)
+    """``(contender's clock, wall clock)`` seconds per call, over ``calls`` calls in a row (on
+    the contender's own torch thread count, if it has one)."""
+    threads = contender.threads or THREADS
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    clock = clock_for(threads, contender)
     start, wall = clock(), time.perf_counter()
     for _ in range(calls):
         contender.run()
@@ -163,8 +167,9 @@ def measure(variant, batch, steps, features, hidden, args, peak) -> dict:
     global THREADS
     torch.set_num_threads(args.threads)
     THREADS = args.threads
-    times = interleaved(cs.torch_contenders(variant, batch, steps, features, hidden), args.reps,
-                        args.budget)
+    times = interleaved(cs.torch_contenders(variant, batch, steps, features, hidden,
+                                            threads=args.threads), args.reps, args.budget)
+    torch.set_num_threads(args.threads)
     if not args.no_keras:
         # The Keras pair (rnnkit.layers against tf.keras) has rounds of its own, after the torch
         # ones: TensorFlow's pool threads spin on after each of its calls, and on a 2-core machine
@@ -188,6 +193,8 @@ def measure(variant, batch, steps, features, hidden, args, peak) -> dict:
     }
     row["peak_fraction"] = row["gflops"] / peak["gflops"]
     baseline = "torch.nn" if "torch.nn" in ms else "loop"
+    if ms.get(f"{baseline}@1", math.inf) < ms[baseline]:  # the peer is faster on one thread
+        baseline = f"{baseline}@1"
     row["baseline"] = baseline
     row["speedup"] = ms[baseline] / ms["rnnkit"]
     if "tf.keras" in ms:
@@ -256,15 +263,18 @@ def markdown_summary(result: dict) -> str:
     """The run as Markdown for the README: per variant and size, rnnkit's speedup over its
     baseline (ms in brackets), then the target checks."""
     rows = [r for r in result["grid"] if r.get("speedup")]
+    threads = result.get("threads", 1)
     lines = []
     for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant and r["threads"] == 1]
+        mine = [r for r in rows if r["variant"] == variant and r["threads"] == threads]
         if not mine:
             continue
-        baseline = mine[0]["baseline"]
+        baseline = mine[0]["baseline"].split("@")[0]
+        note = "" if threads == 1 else " (@1: the peer on one thread, where it is faster)"
         sizes = sorted({(r["batch"], r["hidden"]) for r in mine})
         steps = sorted({r["steps"] for r in mine})
-        lines += [f"**{variant}** vs {baseline}, 1 thread: speedup (ms: rnnkit / {baseline})", "",
+        lines += [f"**{variant}** vs {baseline}, {threads} thread(s): speedup (ms: rnnkit / "
+                  f"{baseline}){note}", "",
                   "| B, H | " + " | ".join(f"T={t}" for t in steps) + " |",
                   "|---|" + "---|" * len(steps)]
         for batch, hidden in sizes:
@@ -272,8 +282,13 @@ def markdown_summary(result: dict) -> str:
             for t in steps:
                 found = [r for r in mine
                          if (r["batch"], r["hidden"], r["steps"]) == (batch, hidden, t)]
-                cells.append("" if not found else "{:.2f}x ({:.3g} / {:.3g})".format(
-                    found[0]["speedup"], found[0]["ms"]["rnnkit"], found[0]["ms"][baseline]))
+                if found:
+                    row = found[0]
+                    at_one = "@1" if row["baseline"].endswith("@1") else ""
+                    cells.append("{:.2f}x ({:.3g} / {:.3g}{})".format(
+                        row["speedup"], row["ms"]["rnnkit"], row["ms"][row["baseline"]], at_one))
+                else:
+                    cells.append("")
             lines.append(f"| {batch}, {hidden} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["| target | measured | goal | met |", "|---|---|---|---|"]
@@ -361,6 +376,7 @@ def main(argv=None) -> int:
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
+        "threads": args.threads,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cores": cores, "torch": torch.__version__,
                     "mkldnn": torch.backends.mkldnn.enabled,
