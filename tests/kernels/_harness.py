@@ -7,6 +7,7 @@ state and the gradients of inputs, initial state and every parameter.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from rnnkit.cells import CELL_CLASSES, BuiltinCell
 from rnnkit.cells.base import BoundCell, CellWeights
-from rnnkit.kernels import run_sequence
+from rnnkit.kernels import _common, run_sequence
 
 ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "relu", "linear")
 MASK_KINDS = ("none", "random", "left_padded", "right_padded")
@@ -243,3 +244,19 @@ def gradcheck_fused(problem: Problem) -> bool:
     leaves = (problem.inputs, *problem.state, *(p.detach() for p in params))
     leaves = tuple(t.clone().requires_grad_() for t in leaves)
     return torch.autograd.gradcheck(run, leaves, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@contextlib.contextmanager
+def two_core_pipeline():
+    """Two torch threads and every call of two steps or more of a family with companions
+    pipelined, a step per chunk: the GEMMs over all steps on the second core (see
+    rnnkit.kernels._sync)."""
+    saved = (_common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS, torch.get_num_threads())
+    _common.PIPELINE_MIN_MACS = dict.fromkeys(saved[0], 0)
+    _common.PIPELINE_MIN_ROWS = 1
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        _common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS = saved[:2]
+        torch.set_num_threads(saved[2])

@@ -3,8 +3,6 @@ gradcheck through it."""
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,6 +18,7 @@ from ._harness import (
     gradcheck_fused,
     make_problem,
     sequence_settings,
+    two_core_pipeline,
 )
 
 OPTIONS = st.fixed_dictionaries(
@@ -49,20 +48,6 @@ def test_fused_matches_reference(shape, options, sequence):
     # returns rounding noise amplified by 1/sqrt(eps), where the kernel returns the exact zero.
     options = {**options, "proj_size": proj_size, "layer_norm": options["layer_norm"] and units > 1}
     assert_backends_agree(build_problem("lstm", units, options, sequence))
-
-
-@contextlib.contextmanager
-def two_core_pipeline():
-    """Two torch threads and every call of two steps or more pipelined, a step per chunk: the
-    GEMMs over all steps on the second core (see rnnkit.kernels._sync)."""
-    saved = (_common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS, torch.get_num_threads())
-    _common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS = 0, 1
-    torch.set_num_threads(2)
-    try:
-        yield
-    finally:
-        _common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS = saved[:2]
-        torch.set_num_threads(saved[2])
 
 
 @settings(max_examples=60, deadline=None)

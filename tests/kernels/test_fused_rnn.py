@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import SimpleRNNCell
+from rnnkit.kernels import _common
 
 from ._harness import (
     ACTIVATIONS,
@@ -16,6 +17,7 @@ from ._harness import (
     gradcheck_fused,
     make_problem,
     sequence_settings,
+    two_core_pipeline,
 )
 
 OPTIONS = st.fixed_dictionaries(
@@ -31,6 +33,16 @@ OPTIONS = st.fixed_dictionaries(
 @given(units=st.integers(1, 6), options=OPTIONS, sequence=sequence_settings())
 def test_fused_matches_reference(units, options, sequence):
     assert_backends_agree(build_problem("rnn", units, options, sequence))
+
+
+@settings(max_examples=40, deadline=None)
+@given(units=st.integers(1, 6), options=OPTIONS, sequence=sequence_settings())
+def test_the_two_core_pipeline_matches_reference(units, options, sequence):
+    """As above, with the input projection and the weight and input gradients computed chunk by
+    chunk next to the recurrence."""
+    with two_core_pipeline():
+        assert _common.pipeline_chunk("rnn", 2, 2, 1, 1, 1) == 1
+        assert_backends_agree(build_problem("rnn", units, options, sequence))
 
 
 @pytest.mark.parametrize(
@@ -49,6 +61,8 @@ def test_gradcheck(options, mask_kind):
         cell, batch=2, steps=4, mask_kind=mask_kind, recurrent=True, zero_output=False, seed=3
     )
     assert gradcheck_fused(problem)
+    with two_core_pipeline():
+        assert gradcheck_fused(problem)
 
 
 # The hypothesis draws keep units <= 6, under one vector of the row loops: 37 = 2 * 16 + 5 runs

@@ -153,10 +153,12 @@ def test_projected_lstm_runs_natively_and_matches_reference_and_the_python_path(
     assert ours[1].shape == (layers, 3, 3)
 
 
-def _native_matches_reference_and_python_path(results, model, twin, monkeypatch) -> list:
+def _native_matches_reference_and_python_path(results, model, twin, monkeypatch,
+                                              python_tolerance=0.0) -> list:
     """``results(model) -> (tensors, probe)``: ``model`` runs natively (the native node is in
-    ``probe``'s graph) and its tensors match ``twin``'s (the reference loop) and, exactly, those
-    of its own Python path (the extension switched off). Returns the native run's tensors."""
+    ``probe``'s graph) and its tensors match ``twin``'s (the reference loop) and, exactly (or to
+    ``python_tolerance``), those of its own Python path (the extension switched off). Returns the
+    native run's tensors."""
     ours, probe = results(model)
     assert _in_graph(probe, NATIVE_NODE)
     theirs, probe = results(twin)
@@ -167,7 +169,7 @@ def _native_matches_reference_and_python_path(results, model, twin, monkeypatch)
     python, probe = results(model)
     assert not _in_graph(probe, NATIVE_NODE)
     for a, b in zip(ours, python, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, b, rtol=python_tolerance, atol=python_tolerance)
     return ours
 
 
@@ -540,11 +542,11 @@ def test_without_the_build_the_python_path_gives_the_same_results(cls, options, 
 
 @pytest.fixture
 def two_cores(monkeypatch):
-    """Two torch threads, and every LSTM call of two steps or more pipelined on them, one step per
-    chunk (see rnnkit.kernels._sync)."""
+    """Two torch threads, and every LSTM and SimpleRNN call of two steps or more pipelined on
+    them, one step per chunk (see rnnkit.kernels._sync)."""
     from rnnkit.kernels import _common
 
-    monkeypatch.setattr(_common, "PIPELINE_MIN_MACS", 0)
+    monkeypatch.setattr(_common, "PIPELINE_MIN_MACS", dict.fromkeys(_common.PIPELINE_MIN_MACS, 0))
     monkeypatch.setattr(_common, "PIPELINE_MIN_ROWS", 1)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -552,18 +554,32 @@ def two_cores(monkeypatch):
     torch.set_num_threads(threads)
 
 
+PIPELINED = [
+    (rnnkit.nn.LSTM, {}),
+    (rnnkit.nn.LSTM, {"bias": False}),
+    (rnnkit.nn.LSTM, {"peephole": True}),
+    (rnnkit.nn.LSTM, {"layer_norm": True}),
+    (rnnkit.nn.LSTM, {"proj_size": 3}),
+    (rnnkit.nn.LSTM, {"peephole": True, "layer_norm": True, "proj_size": 3}),
+    (rnnkit.nn.RNN, {}),
+    (rnnkit.nn.RNN, {"nonlinearity": "relu", "bias": False}),
+]
+
+
 @pytest.mark.parametrize("call", ["plain", "hx", "lengths", "stack", "dropout"])
-@pytest.mark.parametrize("options", [{}, {"bias": False}, {"peephole": True},
-                                     {"layer_norm": True}, {"proj_size": 3},
-                                     {"peephole": True, "layer_norm": True, "proj_size": 3}],
-                         ids=["plain", "no_bias", "peephole", "layer_norm", "proj", "all"])
+@pytest.mark.parametrize(("cls", "options"), PIPELINED,
+                         ids=["lstm", "lstm-no_bias", "peephole", "layer_norm", "proj",
+                              "lstm-all", "rnn", "rnn-relu-no_bias"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, options, call,
+def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls, options, call,
                                                                      two_cores, monkeypatch):
-    """With two threads the LSTM's GEMMs over all steps run on the second core, chunk by chunk,
-    next to the recurrence: the native call runs both at once (counted by the extension), the
-    results match the reference loop and, exactly, the Python path, which runs the same chunks
-    one after the other."""
+    """With two threads the GEMMs over all steps run on the second core, chunk by chunk, next to
+    the recurrence: the native call runs both at once (counted by the extension), the results
+    match the reference loop and the Python path, which runs the same chunks one after the other.
+
+    To the last place or so, not exactly: at B=1 the first run after a fresh build (Python-path
+    loops compiled in the process, the native entries loaded from the build's cache) differed
+    from the Python path by up to 1e-16 in 10 of these 80 cases; later runs matched exactly."""
     from rnnkit.kernels import _common
 
     torch.manual_seed(11)
@@ -572,29 +588,34 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, opti
         kwargs.update(num_layers=2, bidirectional=True)
     if call == "dropout":
         kwargs.update(num_layers=2, dropout=0.5)
-    module, twin = _pair(rnnkit.nn.LSTM, kwargs, torch.float64)
+    module, twin = _pair(cls, kwargs, torch.float64)
+    lstm = cls is rnnkit.nn.LSTM
     rec = kwargs.get("proj_size", 0) or 8
     layers = 4 if call == "stack" else 2 if call == "dropout" else 1
     x = torch.randn(batch, 7, 6, dtype=torch.float64, requires_grad=True)
     hx = None
     if call in ("hx", "stack"):
-        hx = (torch.randn(layers, batch, rec, dtype=torch.float64, requires_grad=True),
-              torch.randn(layers, batch, 8, dtype=torch.float64, requires_grad=True))
+        h0 = torch.randn(layers, batch, rec, dtype=torch.float64, requires_grad=True)
+        hx = (h0, torch.randn(layers, batch, 8, dtype=torch.float64, requires_grad=True)) \
+            if lstm else h0
     lengths = torch.tensor([7, 3, 5][:batch]) if call == "lengths" else None
-    assert _common.pipeline_chunk("lstm", batch, 7, 6, 32, rec) == 1
+    family = "lstm" if lstm else "rnn"
+    assert _common.pipeline_chunk(family, batch, 7, 6, 32 if lstm else 8, rec) == 1
 
     def results(model):
         torch.manual_seed(5)  # the same dropout masks for every run
         given = {} if lengths is None else {"lengths": lengths}
-        output, (h_n, c_n) = model(x, hx, **given) if hx is not None else model(x, **given)
-        loss = (output**2).sum() + (2 * h_n).sum() + (3 * c_n).sum()
-        tracked = [*model.parameters(), x, *(hx or ())]
-        return [output, h_n, c_n, *torch.autograd.grad(loss, tracked)], h_n
+        output, state = model(x, hx, **given) if hx is not None else model(x, **given)
+        states = state if lstm else (state,)
+        loss = (output**2).sum() + sum(((k + 2) * s).sum() for k, s in enumerate(states))
+        initial = (hx if lstm else (hx,)) if hx is not None else ()
+        tracked = [*model.parameters(), x, *initial]
+        return [output, *states, *torch.autograd.grad(loss, tracked)], states[0]
 
     calls, concurrent = native.extension().companion_calls()
     if call == "dropout":  # inter-layer dropout: the reference twin draws the same masks
         module.train(), twin.train()
-    _native_matches_reference_and_python_path(results, module, twin, monkeypatch)
+    _native_matches_reference_and_python_path(results, module, twin, monkeypatch, 1e-14)
     monkeypatch.undo()  # the extension again, for its counters
     after = native.extension().companion_calls()
     assert after[0] >= calls + 2 * layers  # a forward and a backward per layer and direction

@@ -37,7 +37,12 @@ from rnnkit.kernels._rows import column_blocks
 from rnnkit.kernels._step_loops import _pointer
 from rnnkit.kernels.gru import gru_backward, gru_forward
 from rnnkit.kernels.native import GRADIENT, GRADIENT_COPY, INPUT, SAVED, Arguments
-from rnnkit.kernels.rnn import rnn_backward, rnn_forward
+from rnnkit.kernels.rnn import (
+    rnn_backward,
+    rnn_backward_weights,
+    rnn_forward,
+    rnn_forward_inputs,
+)
 
 BOOL = np.empty(0, np.bool_)
 F32 = np.empty(0, np.float32)
@@ -93,28 +98,46 @@ def split_columns(matrix, blocks):
 # -- SimpleRNN -------------------------------------------------------------------------------
 @jit
 def rnn_forward_entry(a, like):
-    """Scalars ``zero_output, act``; arrays ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent,
-    outputs, h_final, x_t, new, h_all, h_rec_all`` (see :func:`rnn_recipe`)."""
+    """Scalars ``zero_output, act, chunk``; arrays ``x, h0, w_ih, w_hh, b_ih, b_hh, keep,
+    recurrent, outputs, h_final, x_t, new, h_all, h_rec_all, sync`` (see :func:`rnn_recipe`)."""
     w_hh = array2(a, 3, like)
     rnn_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T,
                 np.ascontiguousarray(w_hh.T), array1(a, 4, like), array1(a, 5, like),
                 array2(a, 6, BOOL), array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1),
                 array3(a, 8, like), array2(a, 9, like), array3(a, 10, like), array3(a, 11, like),
-                array3(a, 12, like), array3(a, 13, like))
+                array3(a, 12, like), array3(a, 13, like), scalar(a, 2), array1(a, 14, I64))
+
+
+@jit
+def rnn_forward_companion_entry(a, like):
+    """The forward's companion, on the forward entry's block."""
+    rnn_forward_inputs(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
+                       array3(a, 11, like), scalar(a, 2), array1(a, 14, I64))
 
 
 @jit
 def rnn_backward_entry(a, like):
-    """Scalars ``zero_output, act``; arrays ``d_outputs, d_h, x_t, new, h_all, h_rec_all, w_ih,
-    w_hh, keep, recurrent, need, d_pre, both, result, d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih,
-    d_b_hh``."""
+    """Scalars ``zero_output, act, chunk``; arrays ``d_outputs, d_h, x_t, new, h_all, h_rec_all,
+    w_ih, w_hh, keep, recurrent, need, d_pre, both, result, d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih,
+    d_b_hh, sync``."""
     rnn_backward(array3(a, 0, like), array2(a, 1, like), array3(a, 2, like), array3(a, 3, like),
                  array3(a, 4, like), array3(a, 5, like), array2(a, 6, like), array2(a, 7, like),
                  array2(a, 8, BOOL), array2(a, 9, like), scalar(a, 0) != 0, scalar(a, 1),
                  array1(a, 10, BOOL), array3(a, 11, like), array2(a, 12, like),
                  array2(a, 13, like), array3(a, 14, like), array3(a, 15, like),
                  array2(a, 16, like), array2(a, 17, like), array1(a, 18, like),
-                 array1(a, 19, like))
+                 array1(a, 19, like), scalar(a, 2), array1(a, 20, I64))
+
+
+@jit
+def rnn_backward_companion_entry(a, like):
+    """The backward's companion, on the backward entry's block."""
+    rnn_backward_weights(array3(a, 11, like), array3(a, 2, like), array3(a, 4, like),
+                         array3(a, 5, like), array2(a, 9, like).size > 0, array2(a, 6, like),
+                         array1(a, 10, BOOL), array2(a, 12, like), array2(a, 13, like),
+                         array3(a, 14, like), array3(a, 15, like), array2(a, 16, like),
+                         array2(a, 17, like), array1(a, 18, like), array1(a, 19, like),
+                         scalar(a, 2), array1(a, 20, I64))
 
 
 def _weights(arguments: Arguments, kernel, shapes) -> None:
@@ -173,8 +196,9 @@ def _state_gradients(count: int, with_state: bool) -> list:
 def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     """SimpleRNN's and GRU's recipe, which differ only in their scalars, saved arrays and work
     arrays. Forward arrays: ``x, h0, w_ih, w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final,
-    *saved``; backward: ``d_outputs, d_h, *saved, w_ih, w_hh, keep, recurrent, need, *work,
-    d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh``. ``saved_shapes`` and ``backward_shape(needs) ->
+    *saved, sync``; backward: ``d_outputs, d_h, *saved, w_ih, w_hh, keep, recurrent, need,
+    *work, d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, sync`` (``sync``: see :mod:`~rnnkit.kernels.
+    _sync`, for a family with companions). ``saved_shapes`` and ``backward_shape(needs) ->
     (gradient shapes, need, work shapes)`` are the family module's, which allocates the same
     arrays on the Python path. ``scalars`` is ``(forward, backward)``, each starting with
     ``zero_output``. ``call`` is :func:`recipe`'s :class:`Call`."""
@@ -193,6 +217,7 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
     outputs = forward.allocate((batch, steps, hidden))
     h_final = forward.allocate(_final_shape(batch, hidden, stacked), (batch, hidden))
     saved, saved_offsets = forward.allocate_parts(saved_shapes)
+    forward.sync()
 
     has_ih, has_hh = b_ih is not None, b_hh is not None  # Keras cells have b_ih alone
     backwards = []
@@ -212,26 +237,29 @@ def _one_state_recipe(kernel, call, scalars, saved_shapes, backward_shape):
         backward.allocate_parts(work)  # allocation 0
         for shape in gradient_shapes:  # d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
             backward.allocate(shape if isinstance(shape, tuple) else (shape,))
+        backward.sync()
         backwards.append(backward)
     d_x = 1  # the allocation of x's gradient; the weights' follow
     present = (True, True, True, has_ih, has_hh)  # x, w_ih, w_hh, b_ih, b_hh
     gradients = [(d_x + k, 0) for k in range(5) if present[k]]
     gradients += _state_gradients(1, with_state) + [None] * (call.masked + call.dropped)
-    return forward, backwards, (outputs, h_final), [saved], gradients, False
+    return forward, backwards, (outputs, h_final), [saved], gradients
 
 
 def rnn_recipe(kernel, call):
     hidden, features = kernel.tensors[0].shape
     batch, steps = call.batch, call.steps
-    scalars = [call.zero_output, kernel.codes[0]]  # zero_output, act
+    # With a chunk the GEMMs over all steps run on the companion thread (see _sync).
+    chunk = pipeline_chunk("rnn", batch, steps, features, hidden, hidden)
+    scalars = [call.zero_output, kernel.codes[0], chunk]  # zero_output, act, chunk
 
     def backward_shape(needs):
         return rnn_arrays._backward_shape(batch, steps, features, hidden, needs)
 
-    return _one_state_recipe(kernel, call, (scalars, scalars),
-                             rnn_arrays.saved_shapes(batch, steps, features, hidden,
-                                                     call.dropped),
-                             backward_shape)
+    return *_one_state_recipe(kernel, call, (scalars, scalars),
+                              rnn_arrays.saved_shapes(batch, steps, features, hidden,
+                                                      call.dropped),
+                              backward_shape), chunk > 0
 
 
 # -- GRU ----------------------------------------------------------------------------------------
@@ -288,10 +316,10 @@ def gru_recipe(kernel, call):
     def backward_shape(needs):
         return gru_arrays._backward_shape(batch, steps, features, hidden, width, needs)[:3]
 
-    return _one_state_recipe(kernel, call, (forward_scalars, backward_scalars),
-                             gru_arrays.saved_shapes(batch, steps, features, hidden,
-                                                     call.dropped),
-                             backward_shape)
+    return *_one_state_recipe(kernel, call, (forward_scalars, backward_scalars),
+                              gru_arrays.saved_shapes(batch, steps, features, hidden,
+                                                      call.dropped),
+                              backward_shape), False
 
 
 # -- LSTM (plain, peephole, layer norm, projection) -----------------------------------------
@@ -497,9 +525,27 @@ def _rnn_backward_f64(a):
     rnn_backward_entry(a, F64)
 
 
+def _rnn_forward_companion_f32(a):
+    rnn_forward_companion_entry(a, F32)
+
+
+def _rnn_forward_companion_f64(a):
+    rnn_forward_companion_entry(a, F64)
+
+
+def _rnn_backward_companion_f32(a):
+    rnn_backward_companion_entry(a, F32)
+
+
+def _rnn_backward_companion_f64(a):
+    rnn_backward_companion_entry(a, F64)
+
+
 ENTRIES = {
-    ("rnn", np.float32): (_rnn_forward_f32, _rnn_backward_f32),
-    ("rnn", np.float64): (_rnn_forward_f64, _rnn_backward_f64),
+    ("rnn", np.float32): (_rnn_forward_f32, _rnn_backward_f32, _rnn_forward_companion_f32,
+                          _rnn_backward_companion_f32),
+    ("rnn", np.float64): (_rnn_forward_f64, _rnn_backward_f64, _rnn_forward_companion_f64,
+                          _rnn_backward_companion_f64),
     ("gru", np.float32): (_gru_forward_f32, _gru_backward_f32),
     ("gru", np.float64): (_gru_forward_f64, _gru_backward_f64),
     ("lstm", np.float32): (_lstm_forward_f32, _lstm_backward_f32, _lstm_forward_companion_f32,

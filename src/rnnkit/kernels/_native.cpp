@@ -229,9 +229,10 @@ struct Part {
     }
     // torch's pool, not a thread of rnnkit's own: after torch's ops its threads spin-wait for
     // more work, and a second thread of ours would share the other core with one of them (an
-    // LSTM's forward and backward ran 5-15% slower than on one core that way, measured). Given
-    // one thread (torch's count, or a call from inside a parallel region), parallel_for runs
-    // both tasks in one call, in the order that lets the entry's waits return.
+    // LSTM's forward and backward at B=32, T=100, H=128 ran 6-16% slower that way than on one
+    // core, measured). Given one thread (torch's count, or a call from inside a parallel
+    // region), parallel_for runs both tasks in one call, in the order that lets the entry's
+    // waits return.
     int64_t* arguments = filled.data();
     companion_calls.fetch_add(1, std::memory_order_relaxed);
     at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {

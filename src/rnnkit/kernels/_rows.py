@@ -158,11 +158,13 @@ def recurrent_rows(h_all, h_rec_all, recurrent_mask, t):
 
 
 @jit
-def sum_rows(d, out):
-    """``out[:] = d.sum(0)`` for ``d (N, W)``, ``out (W,)`` (zero-size ``out`` skips)."""
+def sum_rows(d, out, accumulate):
+    """``out[:] = d.sum(0)`` for ``d (N, W)``, ``out (W,)``, or ``out += d.sum(0)`` with
+    ``accumulate`` (zero-size ``out`` skips)."""
     if out.size == 0:
         return
-    out[:] = 0.0
+    if not accumulate:
+        out[:] = 0.0
     for n in range(d.shape[0]):
         for j in range(d.shape[1]):
             out[j] += d[n, j]

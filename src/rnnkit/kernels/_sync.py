@@ -11,7 +11,7 @@ gradients.
 The two meet through a small ``int64`` array, ``sync``: one side publishes how many chunks it has
 finished (a release store, after its writes), the other waits until enough are (acquire loads),
 and so sees those writes. Run one after the other (the Python path), the waits find the counts
-already reached and return at once, and the results are the same bit for bit.
+already reached and return at once: the same chunks, the same arithmetic.
 """
 
 from __future__ import annotations

@@ -281,9 +281,9 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, f
             d_weight_hh[:two_h] = np.dot(d_proj2.T, h_rec2)
             d_n2 = np.ascontiguousarray(d_pre2[:, two_h:])
             d_weight_hh[two_h:] = np.dot(d_n2.T, aux.reshape(rows, hidden))
-    sum_rows(d_pre2, d_bias_ih)
+    sum_rows(d_pre2, d_bias_ih, False)
     # b_hh adds straight in, but for b_hn inside the reset product (whose gradient d_proj has)
-    sum_rows(d_proj2 if reset_after else d_pre2, d_bias_hh)
+    sum_rows(d_proj2 if reset_after else d_pre2, d_bias_hh, False)
     if need[1]:
         np.dot(d_pre2.T, x_t.reshape(rows, x_t.shape[2]), d_weight_ih)
     if need[0]:

@@ -16,7 +16,9 @@ path, which computes the same results. Nothing is compiled at run time unasked.
 
 A :class:`Recipe` describes one kernel's call at one batch and length: its block templates (the
 sizes, flags and constant arrays filled in here) and where the call's tensors go. The C++
-function fills in the addresses and runs it.
+function fills in the addresses and runs it. A part of a recipe may have a *companion* entry
+(:mod:`rnnkit.kernels._sync`): the C++ function runs it beside the entry, on the same block, as
+the second of two tasks of torch's intra-op thread pool.
 """
 
 from __future__ import annotations

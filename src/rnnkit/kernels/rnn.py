@@ -34,7 +34,6 @@ from rnnkit.kernels._numba import (
 from rnnkit.kernels._rows import (
     copy,
     emit_outputs,
-    input_x_gradient_into,
     masked_state_grad,
     recurrent_rows,
     repeat_rows,
@@ -42,6 +41,7 @@ from rnnkit.kernels._rows import (
     sum_rows,
     weight_gradients_into,
 )
+from rnnkit.kernels._sync import chunk_count, publish, wait_for
 
 
 @jit
@@ -63,22 +63,45 @@ def _activate_block(act, block, product, bias):
 
 
 @jit
+def rnn_inputs(x, weight_ih_t, x_t, new, t0, t1):
+    """The inputs of steps ``t0 .. t1 - 1``: ``x`` copied time-major into ``x_t`` and projected
+    into ``new`` (biases not included), one GEMM for the steps."""
+    batch, steps, features = x.shape
+    hidden = new.shape[2]
+    for t in range(t0, t1):
+        for b in range(batch):
+            copy(x[b, t], x_t[t, b])
+    rows = (t1 - t0) * batch
+    np.dot(x_t[t0:t1].reshape((rows, features)), weight_ih_t,
+           new[t0:t1].reshape((rows, hidden)))
+
+
+@jit
+def rnn_forward_inputs(x, weight_ih_t, x_t, new, chunk, sync):
+    """The forward's companion (see :mod:`rnnkit.kernels._sync`): :func:`rnn_inputs` chunk by
+    chunk of ``chunk`` steps, each published in ``sync[0]`` for :func:`rnn_forward`."""
+    steps = x.shape[1]
+    for k in range(chunk_count(steps, chunk)):
+        rnn_inputs(x, weight_ih_t, x_t, new, k * chunk, min(steps, (k + 1) * chunk))
+        publish(sync, 0, k + 1)
+
+
+@jit
 def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurrent_mask,
-                zero_output, act, outputs, h_final, x_t, new, h_all, h_rec_all):
+                zero_output, act, outputs, h_final, x_t, new, h_all, h_rec_all, chunk, sync):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
 
     Fills ``outputs (B, T, H)``, ``h_final`` and, for the backward pass, ``x_t (T, B, I)``,
     ``new (T, B, H)`` (the unmasked ``h_t`` of every step), the carried ``h_all (T+1, B, H)`` and,
-    with a recurrent mask, ``h_rec_all (T, B, H)`` (each step's ``m ⊙ h_{t-1}``).
+    with a recurrent mask, ``h_rec_all (T, B, H)`` (each step's ``m ⊙ h_{t-1}``). With a
+    ``chunk``, the companion (:func:`rnn_forward_inputs`) projects the inputs.
     """
     batch, steps, features = x.shape
     hidden = h0.shape[1]
-    for t in range(steps):
-        for b in range(batch):
-            copy(x[b, t], x_t[t, b])
     # Written straight into ``new``, which each step then activates in place; the biases join
     # the step's row pass, while the row is in cache.
-    np.dot(x_t.reshape(batch * steps, features), weight_ih_t, new.reshape(batch * steps, hidden))
+    if chunk == 0:
+        rnn_inputs(x, weight_ih_t, x_t, new, 0, steps)
     flat = batch * hidden
     bias = np.zeros(hidden, x.dtype)
     if bias_ih.size > 0:
@@ -91,6 +114,8 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurre
         copy(h0[b], h_all[0, b])
     product = np.empty_like(h0)  # U ĥ
     for t in range(steps):
+        if chunk > 0 and t % chunk == 0:
+            wait_for(sync, 0, t // chunk + 1)
         h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
         np.dot(h_rec, weight_hh_t, product)
         _activate_block(act, new[t].reshape(flat), product.reshape(flat), bias_rows[0])
@@ -102,14 +127,14 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurre
 @jit
 def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_hh, keep,
                  recurrent_mask, zero_output, act, need, d_pre, both, result, d_x_t, d_x,
-                 d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh):
+                 d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, chunk, sync):
     """Backpropagate through time. ``d_h`` holds the final state's gradient on entry and the
     initial state's on exit. ``need`` flags ``(dX, dW_ih, dW_hh, db_ih, db_hh)``; the arrays of
     unneeded gradients may be empty. ``d_pre (T, B, H)`` and the work arrays of
-    :func:`~rnnkit.kernels._rows.weight_gradients_into` and (for ``dX``)
-    :func:`~rnnkit.kernels._rows.input_x_gradient_into` are kept by the caller between calls."""
+    :func:`~rnnkit.kernels._rows.weight_gradients_into` and (for ``dX``) ``d_x_t`` are kept by
+    the caller between calls. With a ``chunk``, the companion
+    (:func:`rnn_backward_weights`) computes the gradients that are GEMMs over all steps."""
     steps, batch, hidden = new.shape
-    rows = batch * steps
     carry = np.zeros_like(d_h)
     d_rec = np.empty_like(d_h)
     for t in range(steps - 1, -1, -1):
@@ -118,14 +143,51 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_h
         times_derivative(act, new[t].reshape(batch * hidden), d_t.reshape(batch * hidden))
         np.dot(d_t, weight_hh, d_rec)
         masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
-    d_pre2 = d_pre.reshape(rows, hidden)
-    h_rec = h_rec_all if recurrent_mask.size > 0 else h_all[:steps]
-    weight_gradients_into(d_pre2, x_t.reshape(rows, x_t.shape[2]), h_rec.reshape(rows, hidden),
-                          need[1], need[2], both, result, d_weight_ih, d_weight_hh, False)
-    sum_rows(d_pre2, d_bias_ih)
-    sum_rows(d_pre2, d_bias_hh)
+        if chunk > 0 and t % chunk == 0:  # the chunk's gradients, for the companion
+            publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
+    if chunk == 0:
+        rnn_step_gradients(d_pre, x_t, h_all, h_rec_all, recurrent_mask.size > 0, weight_ih,
+                           need, both, result, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
+                           d_bias_hh, 0, steps, False)
+
+
+@jit
+def rnn_step_gradients(d_pre, x_t, h_all, h_rec_all, has_mask, weight_ih, need, both, result,
+                       d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, t0, t1,
+                       accumulate):
+    """What steps ``t0 .. t1 - 1`` give, from their pre-activation gradients, to the weights' and
+    biases' gradients (added to the other steps' with ``accumulate``) and to ``x``'s: a GEMM (or
+    a sum) each over the steps' rows."""
+    steps, batch, hidden = d_pre.shape
+    features = x_t.shape[2]
+    total = steps * batch
+    n0, n1 = t0 * batch, t1 * batch
+    d_pre2 = d_pre.reshape(total, hidden)[n0:n1]
+    h_rec = (h_rec_all if has_mask else h_all[:steps]).reshape(total, hidden)[n0:n1]
+    weight_gradients_into(d_pre2, x_t.reshape(total, features)[n0:n1], h_rec, need[1], need[2],
+                          both[n0:n1], result, d_weight_ih, d_weight_hh, accumulate)
+    sum_rows(d_pre2, d_bias_ih, accumulate)
+    sum_rows(d_pre2, d_bias_hh, accumulate)
     if need[0]:
-        input_x_gradient_into(d_pre2, x_t, weight_ih, d_x_t, d_x)
+        np.dot(d_pre2, weight_ih, d_x_t.reshape(total, features)[n0:n1])
+        for t in range(t0, t1):
+            for b in range(batch):
+                copy(d_x_t[t, b], d_x[b, t])
+
+
+@jit
+def rnn_backward_weights(d_pre, x_t, h_all, h_rec_all, has_mask, weight_ih, need, both, result,
+                         d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, chunk,
+                         sync):
+    """The backward's companion (see :mod:`rnnkit.kernels._sync`): :func:`rnn_step_gradients`
+    chunk by chunk, last chunk first, each once :func:`rnn_backward` has published it."""
+    steps = d_pre.shape[0]
+    count = chunk_count(steps, chunk)
+    for k in range(count - 1, -1, -1):
+        wait_for(sync, 0, count - k)
+        rnn_step_gradients(d_pre, x_t, h_all, h_rec_all, has_mask, weight_ih, need, both, result,
+                           d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, k * chunk,
+                           min(steps, (k + 1) * chunk), k != count - 1)
 
 
 def saved_shapes(batch, steps, features, hidden, masked) -> tuple:
@@ -144,8 +206,12 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     h_final = np.empty((batch, hidden), dtype)
     shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0)
     saved = tuple(recycled(shape, dtype) for shape in shapes)
+    # Here the companion runs first, then the recurrence; the native call runs them at once.
+    sync = np.zeros(1, np.int64)
+    if plan.chunk > 0:
+        rnn_forward_inputs(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
     rnn_forward(x_, h0_, w_ih.T, transposed(w_hh), b_ih, b_hh, plan.keep, plan.recurrent,
-                plan.zero_output, plan.activation, outputs, h_final, *saved)
+                plan.zero_output, plan.activation, outputs, h_final, *saved, plan.chunk, sync)
     return outputs, h_final, saved
 
 
@@ -202,8 +268,13 @@ def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
     shapes, need, work = _backward_shape(batch, steps, features, weight_hh.shape[1], tuple(needs))
     d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh = (np.empty(s, dtype) for s in shapes)
     d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
+    works = tuple(map(workspace, WORK_NAMES, work, (dtype,) * 4))
+    gradients = (d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh)
+    sync = np.zeros(1, np.int64)
     rnn_backward(d_outputs, d_h, *loop_saved, weight_ih, weight_hh, plan.keep, plan.recurrent,
-                 plan.zero_output, plan.activation, need,
-                 *map(workspace, WORK_NAMES, work, (dtype,) * 4), d_x, d_weight_ih, d_weight_hh,
-                 d_bias_ih, d_bias_hh)
+                 plan.zero_output, plan.activation, need, *works, *gradients, plan.chunk, sync)
+    if plan.chunk > 0:  # the companion, after the recurrence here (at once in the native call)
+        x_t, _, h_all, h_rec_all = loop_saved
+        rnn_backward_weights(works[0], x_t, h_all, h_rec_all, plan.recurrent.size > 0, weight_ih,
+                             need, *works[1:], *gradients, plan.chunk, sync)
     return d_x, d_h, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh
