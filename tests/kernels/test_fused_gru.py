@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import GRUCell
+from rnnkit.kernels import _common
 from rnnkit.kernels._rows import column_blocks
 
 from ._harness import (
@@ -17,6 +18,7 @@ from ._harness import (
     gradcheck_fused,
     make_problem,
     sequence_settings,
+    two_core_pipeline,
 )
 
 OPTIONS = st.fixed_dictionaries(
@@ -33,6 +35,16 @@ OPTIONS = st.fixed_dictionaries(
 @given(units=st.integers(1, 6), options=OPTIONS, sequence=sequence_settings())
 def test_fused_matches_reference(units, options, sequence):
     assert_backends_agree(build_problem("gru", units, options, sequence))
+
+
+@settings(max_examples=50, deadline=None)
+@given(units=st.integers(1, 6), options=OPTIONS, sequence=sequence_settings())
+def test_the_two_core_pipeline_matches_reference(units, options, sequence):
+    """As above, with the input projection and the weight and input gradients computed chunk by
+    chunk next to the recurrence."""
+    with two_core_pipeline():
+        assert _common.pipeline_chunk("gru", 2, 2, 1, 3, 1) == 1
+        assert_backends_agree(build_problem("gru", units, options, sequence))
 
 
 @pytest.mark.parametrize(
@@ -52,6 +64,8 @@ def test_gradcheck(options, zero_output):
         cell, batch=2, steps=4, mask_kind="random", recurrent=True, zero_output=zero_output, seed=5
     )
     assert gradcheck_fused(problem)
+    with two_core_pipeline():
+        assert gradcheck_fused(problem)
 
 
 # The hypothesis draws keep units <= 6, under one vector of the row loops: these sizes run their

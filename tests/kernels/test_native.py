@@ -542,8 +542,8 @@ def test_without_the_build_the_python_path_gives_the_same_results(cls, options, 
 
 @pytest.fixture
 def two_cores(monkeypatch):
-    """Two torch threads, and every LSTM and SimpleRNN call of two steps or more pipelined on
-    them, one step per chunk (see rnnkit.kernels._sync)."""
+    """Two torch threads, and every call of two steps or more pipelined on them, one step per
+    chunk (see rnnkit.kernels._sync)."""
     from rnnkit.kernels import _common
 
     monkeypatch.setattr(_common, "PIPELINE_MIN_MACS", dict.fromkeys(_common.PIPELINE_MIN_MACS, 0))
@@ -563,13 +563,15 @@ PIPELINED = [
     (rnnkit.nn.LSTM, {"peephole": True, "layer_norm": True, "proj_size": 3}),
     (rnnkit.nn.RNN, {}),
     (rnnkit.nn.RNN, {"nonlinearity": "relu", "bias": False}),
+    (rnnkit.nn.GRU, {}),
+    (rnnkit.nn.GRU, {"bias": False}),
 ]
 
 
 @pytest.mark.parametrize("call", ["plain", "hx", "lengths", "stack", "dropout"])
 @pytest.mark.parametrize(("cls", "options"), PIPELINED,
                          ids=["lstm", "lstm-no_bias", "peephole", "layer_norm", "proj",
-                              "lstm-all", "rnn", "rnn-relu-no_bias"])
+                              "lstm-all", "rnn", "rnn-relu-no_bias", "gru", "gru-no_bias"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls, options, call,
                                                                      two_cores, monkeypatch):
@@ -599,8 +601,9 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls,
         hx = (h0, torch.randn(layers, batch, 8, dtype=torch.float64, requires_grad=True)) \
             if lstm else h0
     lengths = torch.tensor([7, 3, 5][:batch]) if call == "lengths" else None
-    family = "lstm" if lstm else "rnn"
-    assert _common.pipeline_chunk(family, batch, 7, 6, 32 if lstm else 8, rec) == 1
+    family = {rnnkit.nn.LSTM: "lstm", rnnkit.nn.GRU: "gru", rnnkit.nn.RNN: "rnn"}[cls]
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[family]
+    assert _common.pipeline_chunk(family, batch, 7, 6, gates * 8, rec) == 1
 
     def results(model):
         torch.manual_seed(5)  # the same dropout masks for every run

@@ -35,7 +35,12 @@ from rnnkit.kernels._lstm_loops import (
 from rnnkit.kernels._numba import jit
 from rnnkit.kernels._rows import column_blocks
 from rnnkit.kernels._step_loops import _pointer
-from rnnkit.kernels.gru import gru_backward, gru_forward
+from rnnkit.kernels.gru import (
+    gru_backward,
+    gru_backward_weights,
+    gru_forward,
+    gru_forward_inputs,
+)
 from rnnkit.kernels.native import GRADIENT, GRADIENT_COPY, INPUT, SAVED, Arguments
 from rnnkit.kernels.rnn import (
     rnn_backward,
@@ -274,8 +279,9 @@ def _gru_blocks(w_hh, reset_after):
 
 @jit
 def gru_forward_entry(a, like):
-    """Scalars ``zero_output, act, rec_act, reset_after, blocks``; arrays ``x, h0, w_ih, w_hh,
-    b_ih, b_hh, keep, recurrent, outputs, h_final, x_t, gates, aux, h_all, h_rec_all``."""
+    """Scalars ``zero_output, act, rec_act, reset_after, blocks, chunk``; arrays ``x, h0, w_ih,
+    w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final, x_t, gates, aux, h_all, h_rec_all,
+    sync``."""
     first, n_block = _gru_blocks(array2(a, 3, like), scalar(a, 3) != 0)
     first_t = np.ascontiguousarray(first.T)
     gru_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T, first_t,
@@ -283,14 +289,22 @@ def gru_forward_entry(a, like):
                 array1(a, 4, like), array1(a, 5, like), scalar(a, 3) != 0, array2(a, 6, BOOL),
                 array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2),
                 array3(a, 8, like), array2(a, 9, like), array3(a, 10, like), array3(a, 11, like),
-                array3(a, 12, like), array3(a, 13, like), array3(a, 14, like))
+                array3(a, 12, like), array3(a, 13, like), array3(a, 14, like), scalar(a, 5),
+                array1(a, 15, I64))
+
+
+@jit
+def gru_forward_companion_entry(a, like):
+    """The forward's companion, on the forward entry's block."""
+    gru_forward_inputs(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
+                       array3(a, 11, like), scalar(a, 5), array1(a, 15, I64))
 
 
 @jit
 def gru_backward_entry(a, like):
-    """Scalars ``zero_output, act, rec_act, reset_after, blocks``; arrays ``d_outputs, d_h, x_t,
-    gates, aux, h_all, h_rec_all, w_ih, w_hh, keep, recurrent, need, d_pre, d_proj, d_x_t, d_x,
-    d_w_ih, d_w_hh, d_b_ih, d_b_hh``."""
+    """Scalars ``zero_output, act, rec_act, reset_after, blocks, chunk``; arrays ``d_outputs,
+    d_h, x_t, gates, aux, h_all, h_rec_all, w_ih, w_hh, keep, recurrent, need, d_pre, d_proj,
+    d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, sync``."""
     reset_after = scalar(a, 3) != 0
     first, n_block = _gru_blocks(array2(a, 8, like), reset_after)
     gru_backward(array3(a, 0, like), array2(a, 1, like), array3(a, 2, like), array3(a, 3, like),
@@ -299,7 +313,19 @@ def gru_backward_entry(a, like):
                  array2(a, 9, BOOL), array2(a, 10, like), scalar(a, 0) != 0, scalar(a, 1),
                  scalar(a, 2), array1(a, 11, BOOL), array3(a, 12, like), array3(a, 13, like),
                  array3(a, 14, like), array3(a, 15, like), array2(a, 16, like),
-                 array2(a, 17, like), array1(a, 18, like), array1(a, 19, like))
+                 array2(a, 17, like), array1(a, 18, like), array1(a, 19, like), scalar(a, 5),
+                 array1(a, 20, I64))
+
+
+@jit
+def gru_backward_companion_entry(a, like):
+    """The backward's companion, on the backward entry's block."""
+    gru_backward_weights(array3(a, 2, like), array3(a, 4, like), array3(a, 5, like),
+                         array3(a, 6, like), array2(a, 10, like).size > 0, array2(a, 7, like),
+                         scalar(a, 3) != 0, array1(a, 11, BOOL), array3(a, 12, like),
+                         array3(a, 13, like), array3(a, 14, like), array3(a, 15, like),
+                         array2(a, 16, like), array2(a, 17, like), array1(a, 18, like),
+                         array1(a, 19, like), scalar(a, 5), array1(a, 20, I64))
 
 
 def gru_recipe(kernel, call):
@@ -310,8 +336,12 @@ def gru_recipe(kernel, call):
     width = three_h if reset_after else 2 * hidden  # the rows of the first step GEMM's matrix
     act, rec_act = kernel.codes
     zero_output = call.zero_output
-    forward_scalars = [zero_output, act, rec_act, reset_after, column_blocks(batch, hidden, width)]
-    backward_scalars = [zero_output, act, rec_act, reset_after, column_blocks(batch, width, hidden)]
+    # With a chunk the GEMMs over all steps run on the companion thread (see _sync).
+    chunk = pipeline_chunk("gru", batch, steps, features, three_h, hidden)
+    forward_scalars = [zero_output, act, rec_act, reset_after,
+                       column_blocks(batch, hidden, width), chunk]
+    backward_scalars = [zero_output, act, rec_act, reset_after,
+                        column_blocks(batch, width, hidden), chunk]
 
     def backward_shape(needs):
         return gru_arrays._backward_shape(batch, steps, features, hidden, width, needs)[:3]
@@ -319,7 +349,7 @@ def gru_recipe(kernel, call):
     return *_one_state_recipe(kernel, call, (forward_scalars, backward_scalars),
                               gru_arrays.saved_shapes(batch, steps, features, hidden,
                                                       call.dropped),
-                              backward_shape), False
+                              backward_shape), chunk > 0
 
 
 # -- LSTM (plain, peephole, layer norm, projection) -----------------------------------------
@@ -477,6 +507,22 @@ def _gru_backward_f64(a):
     gru_backward_entry(a, F64)
 
 
+def _gru_forward_companion_f32(a):
+    gru_forward_companion_entry(a, F32)
+
+
+def _gru_forward_companion_f64(a):
+    gru_forward_companion_entry(a, F64)
+
+
+def _gru_backward_companion_f32(a):
+    gru_backward_companion_entry(a, F32)
+
+
+def _gru_backward_companion_f64(a):
+    gru_backward_companion_entry(a, F64)
+
+
 def _lstm_forward_f32(a):
     lstm_forward_entry(a, F32)
 
@@ -546,8 +592,10 @@ ENTRIES = {
                           _rnn_backward_companion_f32),
     ("rnn", np.float64): (_rnn_forward_f64, _rnn_backward_f64, _rnn_forward_companion_f64,
                           _rnn_backward_companion_f64),
-    ("gru", np.float32): (_gru_forward_f32, _gru_backward_f32),
-    ("gru", np.float64): (_gru_forward_f64, _gru_backward_f64),
+    ("gru", np.float32): (_gru_forward_f32, _gru_backward_f32, _gru_forward_companion_f32,
+                          _gru_backward_companion_f32),
+    ("gru", np.float64): (_gru_forward_f64, _gru_backward_f64, _gru_forward_companion_f64,
+                          _gru_backward_companion_f64),
     ("lstm", np.float32): (_lstm_forward_f32, _lstm_backward_f32, _lstm_forward_companion_f32,
                            _lstm_backward_companion_f32),
     ("lstm", np.float64): (_lstm_forward_f64, _lstm_backward_f64, _lstm_forward_companion_f64,

@@ -45,13 +45,14 @@ from rnnkit.kernels._rows import (
     copy,
     dot_column_blocks,
     emit_outputs,
-    input_x_gradient_into,
+    gemm_tn_into,
     masked_state_grad,
     recurrent_rows,
     route_output_grads,
     split_columns,
     sum_rows,
 )
+from rnnkit.kernels._sync import chunk_count, publish, wait_for
 
 
 @jit
@@ -125,9 +126,33 @@ def _candidate_before(n_pre, bias, h_prev, act, gates, h_new):
 
 
 @jit
+def gru_inputs(x, weight_ih_t, x_t, gates, t0, t1):
+    """The inputs of steps ``t0 .. t1 - 1``: ``x`` copied time-major into ``x_t`` and projected
+    into ``gates`` (biases not included), one GEMM for the steps."""
+    batch, steps, features = x.shape
+    three_h = gates.shape[2]
+    for t in range(t0, t1):
+        for b in range(batch):
+            copy(x[b, t], x_t[t, b])
+    rows = (t1 - t0) * batch
+    np.dot(x_t[t0:t1].reshape((rows, features)), weight_ih_t,
+           gates[t0:t1].reshape((rows, three_h)))
+
+
+@jit
+def gru_forward_inputs(x, weight_ih_t, x_t, gates, chunk, sync):
+    """The forward's companion (see :mod:`rnnkit.kernels._sync`): :func:`gru_inputs` chunk by
+    chunk of ``chunk`` steps, each published in ``sync[0]`` for :func:`gru_forward`."""
+    steps = x.shape[1]
+    for k in range(chunk_count(steps, chunk)):
+        gru_inputs(x, weight_ih_t, x_t, gates, k * chunk, min(steps, (k + 1) * chunk))
+        publish(sync, 0, k + 1)
+
+
+@jit
 def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_hh, reset_after,
                 keep, recurrent_mask, zero_output, act, rec_act, outputs, h_final, x_t, gates,
-                aux, h_all, h_rec_all):
+                aux, h_all, h_rec_all, chunk, sync):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
 
     ``first_t`` is ``U^T (H, 3H)`` when ``reset_after``, else ``U_rz^T (H, 2H)`` with
@@ -135,18 +160,16 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
     :func:`~rnnkit.kernels._rows.column_blocks`). Fills ``outputs (B, T, H)``, ``h_final`` and,
     for the backward pass, ``x_t (T, B, I)``, ``gates (T, B, 3H)`` (activated ``r, z, n``),
     ``aux (T, B, H)`` (``U_n ĥ + b_hn`` if ``reset_after``, else ``r ⊙ ĥ``), the carried
-    ``h_all (T+1, B, H)`` and, with a recurrent mask, ``h_rec_all (T, B, H)``.
+    ``h_all (T+1, B, H)`` and, with a recurrent mask, ``h_rec_all (T, B, H)``. With a ``chunk``,
+    the companion (:func:`gru_forward_inputs`) projects the inputs.
     """
     batch, steps, features = x.shape
     hidden = h0.shape[1]
     two_h, three_h = 2 * hidden, 3 * hidden
-    for t in range(steps):
-        for b in range(batch):
-            copy(x[b, t], x_t[t, b])
     # Written straight into the saved gates (a fresh (T*B, 3H) array costs page faults); the
     # biases join each step's row pass below, while the rows are in cache.
-    rows = batch * steps
-    np.dot(x_t.reshape(rows, features), weight_ih_t, gates.reshape(rows, three_h))
+    if chunk == 0:
+        gru_inputs(x, weight_ih_t, x_t, gates, 0, steps)
     bias = np.zeros(three_h, x.dtype)  # b_ih, and the parts of b_hh that add straight in
     bias_n = np.zeros(hidden, x.dtype)  # b_hn, inside the reset product
     if bias_ih.size > 0:
@@ -163,6 +186,8 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
     h_new = np.empty_like(h0)
     n_pre = np.empty_like(h0)
     for t in range(steps):
+        if chunk > 0 and t % chunk == 0:
+            wait_for(sync, 0, t // chunk + 1)
         h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
         if first_t_blocks.shape[0] == 0:
             np.dot(h_rec, first_t, product)
@@ -227,7 +252,7 @@ def _reset_grads_before(d_reset_h, gates, h_rec, rec_act, d_pre, d_proj):
 def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, first,
                  first_blocks, n_block, reset_after, keep, recurrent_mask, zero_output, act,
                  rec_act, need, d_pre, d_proj, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
-                 d_bias_hh):
+                 d_bias_hh, chunk, sync):
     """Backpropagate through time. ``first`` and ``n_block`` are ``gru_forward``'s untransposed.
 
     ``first_blocks`` is ``first`` in column blocks or empty (see
@@ -235,13 +260,13 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, f
     entry and the initial state's on exit. ``need`` flags ``(dX, dW_ih, dW_hh, db_ih, db_hh)``;
     the arrays of unneeded gradients may be empty. ``d_pre (T, B, 3H)``, ``d_proj (T, B, width)``
     and (for ``dX``) ``d_x_t (T, B, I)`` are work arrays, kept by the caller between calls.
+    With a ``chunk``, the companion (:func:`gru_backward_weights`) computes the gradients that
+    are GEMMs over all steps.
     """
     steps, batch, three_h = gates.shape
     hidden = three_h // 3
     two_h = 2 * hidden
-    width = first.shape[0]  # 3H, or 2H when the reset gate comes first
     rec_blocks = np.empty((first_blocks.shape[0], batch, first_blocks.shape[2]), d_h.dtype)
-    rows = batch * steps
     carry = np.zeros_like(d_h)
     d_new = np.empty_like(d_h)
     d_rec = np.empty_like(d_h)
@@ -271,23 +296,65 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, f
             if keep[b, t]:
                 for j in range(hidden):
                     d_h[b, j] += d_new[b, j] * gates[t, b, hidden + j]
-    d_pre2 = d_pre.reshape(rows, three_h)
-    d_proj2 = d_proj.reshape(rows, width)
+        if chunk > 0 and t % chunk == 0:  # the chunk's gradients, for the companion
+            publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
+    if chunk == 0:
+        gru_step_gradients(x_t, aux, h_all, h_rec_all, recurrent_mask.size > 0, weight_ih,
+                           reset_after, need, d_pre, d_proj, d_x_t, d_x, d_weight_ih,
+                           d_weight_hh, d_bias_ih, d_bias_hh, 0, steps, False)
+
+
+@jit
+def gru_step_gradients(x_t, aux, h_all, h_rec_all, has_mask, weight_ih, reset_after, need, d_pre,
+                       d_proj, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, t0,
+                       t1, accumulate):
+    """What steps ``t0 .. t1 - 1`` give, from their gate gradients, to the weights' and biases'
+    gradients (added to the other steps' with ``accumulate``) and to ``x``'s: a GEMM (or a sum)
+    each over the steps' rows. (Arguments as for :func:`gru_backward`.)"""
+    steps, batch, three_h = d_pre.shape
+    hidden = three_h // 3
+    two_h = 2 * hidden
+    width = d_proj.shape[2]
+    features = x_t.shape[2]
+    total = steps * batch
+    n0, n1 = t0 * batch, t1 * batch
+    d_pre2 = d_pre.reshape(total, three_h)[n0:n1]
+    d_proj2 = d_proj.reshape(total, width)[n0:n1]
     if need[2]:
-        h_rec2 = (h_rec_all if recurrent_mask.size > 0 else h_all[:steps]).reshape(rows, hidden)
+        h_rec2 = (h_rec_all if has_mask else h_all[:steps]).reshape(total, hidden)[n0:n1]
         if reset_after:
-            np.dot(d_proj2.T, h_rec2, d_weight_hh)
+            gemm_tn_into(d_proj2, h_rec2, d_weight_hh, accumulate)
         else:
-            d_weight_hh[:two_h] = np.dot(d_proj2.T, h_rec2)
+            gemm_tn_into(d_proj2, h_rec2, d_weight_hh[:two_h], accumulate)
             d_n2 = np.ascontiguousarray(d_pre2[:, two_h:])
-            d_weight_hh[two_h:] = np.dot(d_n2.T, aux.reshape(rows, hidden))
-    sum_rows(d_pre2, d_bias_ih, False)
+            gemm_tn_into(d_n2, aux.reshape(total, hidden)[n0:n1], d_weight_hh[two_h:],
+                         accumulate)
+    sum_rows(d_pre2, d_bias_ih, accumulate)
     # b_hh adds straight in, but for b_hn inside the reset product (whose gradient d_proj has)
-    sum_rows(d_proj2 if reset_after else d_pre2, d_bias_hh, False)
+    sum_rows(d_proj2 if reset_after else d_pre2, d_bias_hh, accumulate)
+    x2 = x_t.reshape(total, features)[n0:n1]
     if need[1]:
-        np.dot(d_pre2.T, x_t.reshape(rows, x_t.shape[2]), d_weight_ih)
+        gemm_tn_into(d_pre2, x2, d_weight_ih, accumulate)
     if need[0]:
-        input_x_gradient_into(d_pre2, x_t, weight_ih, d_x_t, d_x)
+        np.dot(d_pre2, weight_ih, d_x_t.reshape(total, features)[n0:n1])
+        for t in range(t0, t1):
+            for b in range(batch):
+                copy(d_x_t[t, b], d_x[b, t])
+
+
+@jit
+def gru_backward_weights(x_t, aux, h_all, h_rec_all, has_mask, weight_ih, reset_after, need,
+                         d_pre, d_proj, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
+                         d_bias_hh, chunk, sync):
+    """The backward's companion (see :mod:`rnnkit.kernels._sync`): :func:`gru_step_gradients`
+    chunk by chunk, last chunk first, each once :func:`gru_backward` has published it."""
+    steps = d_pre.shape[0]
+    count = chunk_count(steps, chunk)
+    for k in range(count - 1, -1, -1):
+        wait_for(sync, 0, count - k)
+        gru_step_gradients(x_t, aux, h_all, h_rec_all, has_mask, weight_ih, reset_after, need,
+                           d_pre, d_proj, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
+                           d_bias_hh, k * chunk, min(steps, (k + 1) * chunk), k != count - 1)
 
 
 def _recurrent_blocks(weight_hh: np.ndarray, reset_after: bool):
@@ -318,9 +385,13 @@ def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     h_final = np.empty((batch, hidden), dtype)
     shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0)
     saved = tuple(recycled(shape, dtype) for shape in shapes)
+    # Here the companion runs first, then the recurrence; the native call runs them at once.
+    sync = np.zeros(1, np.int64)
+    if plan.chunk > 0:
+        gru_forward_inputs(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
     gru_forward(x_, h0_, w_ih.T, first_t, first_t_blocks, transposed(n_block), b_ih, b_hh,
                 reset_after, plan.keep, plan.recurrent, plan.zero_output, plan.activation,
-                plan.recurrent_activation, outputs, h_final, *saved)
+                plan.recurrent_activation, outputs, h_final, *saved, plan.chunk, sync)
     return outputs, h_final, saved, (first, n_block)
 
 
@@ -375,9 +446,16 @@ def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
     )
     d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh = (np.empty(s, dtype) for s in shapes)
     d_h = np.array(d_finals[0], dtype, order="C")  # a copy: filled in place
+    reset_after = bool(plan.spec.reset_after)
+    works = tuple(map(workspace, WORK_NAMES, work, (dtype,) * 3))
+    gradients = (d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh)
+    sync = np.zeros(1, np.int64)
     gru_backward(d_outputs, d_h, *loop_saved, weight_ih, first, split_columns(first, blocks),
-                 n_block, bool(plan.spec.reset_after), plan.keep, plan.recurrent,
-                 plan.zero_output, plan.activation, plan.recurrent_activation, need,
-                 *map(workspace, WORK_NAMES, work, (dtype,) * 3), d_x, d_weight_ih,
-                 d_weight_hh, d_bias_ih, d_bias_hh)
+                 n_block, reset_after, plan.keep, plan.recurrent, plan.zero_output,
+                 plan.activation, plan.recurrent_activation, need, *works, *gradients,
+                 plan.chunk, sync)
+    if plan.chunk > 0:  # the companion, after the recurrence here (at once in the native call)
+        x_t, _, aux, h_all, h_rec_all = loop_saved
+        gru_backward_weights(x_t, aux, h_all, h_rec_all, plan.recurrent.size > 0, weight_ih,
+                             reset_after, need, *works, *gradients, plan.chunk, sync)
     return d_x, d_h, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh
