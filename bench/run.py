@@ -348,12 +348,10 @@ def main(argv=None) -> int:
             print(f"\nlarge-size target, lstm B={b} T={t} I={i} H={h}", flush=True)
             print(HEADER, flush=True)
             for threads in large_threads:
-                if threads == args.threads and any(
-                    (r["variant"], r["batch"], r["steps"], r["hidden"]) == ("lstm", b, t, h)
-                    for r in rows
-                ):
-                    print_row(next(r for r in rows if (r["variant"], r["batch"], r["steps"],
-                                                       r["hidden"]) == ("lstm", b, t, h)))
+                done = [r for r in rows if (r["variant"], r["batch"], r["steps"], r["hidden"],
+                                            r["threads"]) == ("lstm", b, t, h, threads)]
+                if done:  # the grid had it
+                    print_row(done[0])
                     continue
                 large_args = argparse.Namespace(**{**vars(args), "threads": threads,
                                                    "no_keras": True})
