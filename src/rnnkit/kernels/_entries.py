@@ -35,18 +35,17 @@ from rnnkit.kernels._lstm_loops import (
 from rnnkit.kernels._numba import jit
 from rnnkit.kernels._rows import column_blocks
 from rnnkit.kernels._step_loops import _pointer
+from rnnkit.kernels._sync import project_in_chunks
 from rnnkit.kernels.gru import (
     gru_backward,
     gru_backward_weights,
     gru_forward,
-    gru_forward_inputs,
 )
 from rnnkit.kernels.native import GRADIENT, GRADIENT_COPY, INPUT, SAVED, Arguments
 from rnnkit.kernels.rnn import (
     rnn_backward,
     rnn_backward_weights,
     rnn_forward,
-    rnn_forward_inputs,
 )
 
 BOOL = np.empty(0, np.bool_)
@@ -116,8 +115,8 @@ def rnn_forward_entry(a, like):
 @jit
 def rnn_forward_companion_entry(a, like):
     """The forward's companion, on the forward entry's block."""
-    rnn_forward_inputs(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
-                       array3(a, 11, like), scalar(a, 2), array1(a, 14, I64))
+    project_in_chunks(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
+                      array3(a, 11, like), scalar(a, 2), array1(a, 14, I64))
 
 
 @jit
@@ -296,8 +295,8 @@ def gru_forward_entry(a, like):
 @jit
 def gru_forward_companion_entry(a, like):
     """The forward's companion, on the forward entry's block."""
-    gru_forward_inputs(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
-                       array3(a, 11, like), scalar(a, 5), array1(a, 15, I64))
+    project_in_chunks(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
+                      array3(a, 11, like), scalar(a, 5), array1(a, 15, I64))
 
 
 @jit

@@ -171,6 +171,19 @@ def sum_rows(d, out, accumulate):
 
 
 @jit
+def project_steps(x, weight_ih_t, x_t, out, t0, t1):
+    """The inputs of steps ``t0 .. t1 - 1``: ``x (B, T, I)`` copied time-major into ``x_t (T, B,
+    I)`` and projected into ``out (T, B, W)`` (``x_t W^T``, no bias), one GEMM for the steps."""
+    batch, steps, features = x.shape
+    width = out.shape[2]
+    for t in range(t0, t1):
+        for b in range(batch):
+            copy(x[b, t], x_t[t, b])
+    rows = (t1 - t0) * batch
+    np.dot(x_t[t0:t1].reshape((rows, features)), weight_ih_t, out[t0:t1].reshape((rows, width)))
+
+
+@jit
 def gemm_tn_into(a, b, out, accumulate):
     """``out = a^T b``, or ``out += a^T b`` with ``accumulate``."""
     if not accumulate:

@@ -24,6 +24,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from rnnkit.kernels._numba import jit
+from rnnkit.kernels._rows import project_steps
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
@@ -92,3 +93,14 @@ def wait_for(sync, slot, count):
 def chunk_count(steps, chunk):
     """How many chunks of ``chunk`` steps cover ``steps`` (the last may be shorter)."""
     return (steps + chunk - 1) // chunk
+
+
+@jit
+def project_in_chunks(x, weight_ih_t, x_t, out, chunk, sync):
+    """A forward's companion for a family whose input projection is row-major (GRU, SimpleRNN):
+    :func:`~rnnkit.kernels._rows.project_steps` chunk by chunk of ``chunk`` steps, each
+    published in ``sync[0]`` for the recurrence, which waits for a chunk before its first step."""
+    steps = x.shape[1]
+    for k in range(chunk_count(steps, chunk)):
+        project_steps(x, weight_ih_t, x_t, out, k * chunk, min(steps, (k + 1) * chunk))
+        publish(sync, 0, k + 1)

@@ -47,12 +47,13 @@ from rnnkit.kernels._rows import (
     emit_outputs,
     gemm_tn_into,
     masked_state_grad,
+    project_steps,
     recurrent_rows,
     route_output_grads,
     split_columns,
     sum_rows,
 )
-from rnnkit.kernels._sync import chunk_count, publish, wait_for
+from rnnkit.kernels._sync import chunk_count, project_in_chunks, publish, wait_for
 
 
 @jit
@@ -126,30 +127,6 @@ def _candidate_before(n_pre, bias, h_prev, act, gates, h_new):
 
 
 @jit
-def gru_inputs(x, weight_ih_t, x_t, gates, t0, t1):
-    """The inputs of steps ``t0 .. t1 - 1``: ``x`` copied time-major into ``x_t`` and projected
-    into ``gates`` (biases not included), one GEMM for the steps."""
-    batch, steps, features = x.shape
-    three_h = gates.shape[2]
-    for t in range(t0, t1):
-        for b in range(batch):
-            copy(x[b, t], x_t[t, b])
-    rows = (t1 - t0) * batch
-    np.dot(x_t[t0:t1].reshape((rows, features)), weight_ih_t,
-           gates[t0:t1].reshape((rows, three_h)))
-
-
-@jit
-def gru_forward_inputs(x, weight_ih_t, x_t, gates, chunk, sync):
-    """The forward's companion (see :mod:`rnnkit.kernels._sync`): :func:`gru_inputs` chunk by
-    chunk of ``chunk`` steps, each published in ``sync[0]`` for :func:`gru_forward`."""
-    steps = x.shape[1]
-    for k in range(chunk_count(steps, chunk)):
-        gru_inputs(x, weight_ih_t, x_t, gates, k * chunk, min(steps, (k + 1) * chunk))
-        publish(sync, 0, k + 1)
-
-
-@jit
 def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_hh, reset_after,
                 keep, recurrent_mask, zero_output, act, rec_act, outputs, h_final, x_t, gates,
                 aux, h_all, h_rec_all, chunk, sync):
@@ -161,7 +138,7 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
     for the backward pass, ``x_t (T, B, I)``, ``gates (T, B, 3H)`` (activated ``r, z, n``),
     ``aux (T, B, H)`` (``U_n ĥ + b_hn`` if ``reset_after``, else ``r ⊙ ĥ``), the carried
     ``h_all (T+1, B, H)`` and, with a recurrent mask, ``h_rec_all (T, B, H)``. With a ``chunk``,
-    the companion (:func:`gru_forward_inputs`) projects the inputs.
+    the companion (:func:`~rnnkit.kernels._sync.project_in_chunks`) projects the inputs.
     """
     batch, steps, features = x.shape
     hidden = h0.shape[1]
@@ -169,7 +146,7 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
     # Written straight into the saved gates (a fresh (T*B, 3H) array costs page faults); the
     # biases join each step's row pass below, while the rows are in cache.
     if chunk == 0:
-        gru_inputs(x, weight_ih_t, x_t, gates, 0, steps)
+        project_steps(x, weight_ih_t, x_t, gates, 0, steps)
     bias = np.zeros(three_h, x.dtype)  # b_ih, and the parts of b_hh that add straight in
     bias_n = np.zeros(hidden, x.dtype)  # b_hn, inside the reset product
     if bias_ih.size > 0:
@@ -388,7 +365,7 @@ def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     # Here the companion runs first, then the recurrence; the native call runs them at once.
     sync = np.zeros(1, np.int64)
     if plan.chunk > 0:
-        gru_forward_inputs(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
+        project_in_chunks(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
     gru_forward(x_, h0_, w_ih.T, first_t, first_t_blocks, transposed(n_block), b_ih, b_hh,
                 reset_after, plan.keep, plan.recurrent, plan.zero_output, plan.activation,
                 plan.recurrent_activation, outputs, h_final, *saved, plan.chunk, sync)

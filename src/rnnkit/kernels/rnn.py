@@ -35,13 +35,14 @@ from rnnkit.kernels._rows import (
     copy,
     emit_outputs,
     masked_state_grad,
+    project_steps,
     recurrent_rows,
     repeat_rows,
     route_output_grads,
     sum_rows,
     weight_gradients_into,
 )
-from rnnkit.kernels._sync import chunk_count, publish, wait_for
+from rnnkit.kernels._sync import chunk_count, project_in_chunks, publish, wait_for
 
 
 @jit
@@ -63,30 +64,6 @@ def _activate_block(act, block, product, bias):
 
 
 @jit
-def rnn_inputs(x, weight_ih_t, x_t, new, t0, t1):
-    """The inputs of steps ``t0 .. t1 - 1``: ``x`` copied time-major into ``x_t`` and projected
-    into ``new`` (biases not included), one GEMM for the steps."""
-    batch, steps, features = x.shape
-    hidden = new.shape[2]
-    for t in range(t0, t1):
-        for b in range(batch):
-            copy(x[b, t], x_t[t, b])
-    rows = (t1 - t0) * batch
-    np.dot(x_t[t0:t1].reshape((rows, features)), weight_ih_t,
-           new[t0:t1].reshape((rows, hidden)))
-
-
-@jit
-def rnn_forward_inputs(x, weight_ih_t, x_t, new, chunk, sync):
-    """The forward's companion (see :mod:`rnnkit.kernels._sync`): :func:`rnn_inputs` chunk by
-    chunk of ``chunk`` steps, each published in ``sync[0]`` for :func:`rnn_forward`."""
-    steps = x.shape[1]
-    for k in range(chunk_count(steps, chunk)):
-        rnn_inputs(x, weight_ih_t, x_t, new, k * chunk, min(steps, (k + 1) * chunk))
-        publish(sync, 0, k + 1)
-
-
-@jit
 def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurrent_mask,
                 zero_output, act, outputs, h_final, x_t, new, h_all, h_rec_all, chunk, sync):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
@@ -94,14 +71,14 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurre
     Fills ``outputs (B, T, H)``, ``h_final`` and, for the backward pass, ``x_t (T, B, I)``,
     ``new (T, B, H)`` (the unmasked ``h_t`` of every step), the carried ``h_all (T+1, B, H)`` and,
     with a recurrent mask, ``h_rec_all (T, B, H)`` (each step's ``m ⊙ h_{t-1}``). With a
-    ``chunk``, the companion (:func:`rnn_forward_inputs`) projects the inputs.
+    ``chunk``, the companion (:func:`~rnnkit.kernels._sync.project_in_chunks`) projects the inputs.
     """
     batch, steps, features = x.shape
     hidden = h0.shape[1]
     # Written straight into ``new``, which each step then activates in place; the biases join
     # the step's row pass, while the row is in cache.
     if chunk == 0:
-        rnn_inputs(x, weight_ih_t, x_t, new, 0, steps)
+        project_steps(x, weight_ih_t, x_t, new, 0, steps)
     flat = batch * hidden
     bias = np.zeros(hidden, x.dtype)
     if bias_ih.size > 0:
@@ -209,7 +186,7 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     # Here the companion runs first, then the recurrence; the native call runs them at once.
     sync = np.zeros(1, np.int64)
     if plan.chunk > 0:
-        rnn_forward_inputs(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
+        project_in_chunks(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
     rnn_forward(x_, h0_, w_ih.T, transposed(w_hh), b_ih, b_hh, plan.keep, plan.recurrent,
                 plan.zero_output, plan.activation, outputs, h_final, *saved, plan.chunk, sync)
     return outputs, h_final, saved
