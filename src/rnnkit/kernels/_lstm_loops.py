@@ -3,7 +3,9 @@
 The forward is one call: the input projection (with its layer norm) for all steps as one GEMM,
 then per step ``U ĥ`` (and ``W_hr m``) as GEMMs and one elementwise pass per row. The backward is
 one call too: the steps in reverse give the gate gradients of every step, then each weight
-gradient is one GEMM.
+gradient is one GEMM. With two cores the GEMMs over all steps move to a companion
+(:func:`lstm_forward_inputs`, :func:`lstm_backward_weights`) that runs them chunk by chunk next
+to the recurrence (see :mod:`rnnkit.kernels._sync`).
 
 Everything saved is time-major (``[t]`` is a contiguous ``(B, ·)`` block), so that each step's
 GEMM reads the saved arrays in place, and the weight gradients are GEMMs over all ``T·B`` rows.
@@ -297,7 +299,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     :mod:`rnnkit.kernels._lstm_gate_major`); the carried ``c_all (T+1, B, H)`` and ``h_all (T+1,
     B, R)``; ``tanh_c (T, B, H)``; with a recurrent mask ``h_rec_all (T, B, R)``; with a projection
     ``m_all (T, B, H)``; with layer norm ``h_hat (T, B, 4H)``, ``c_hat (T, B, H)`` and ``rstd
-    (T, B, 2)``.
+    (T, B, 2)``. With ``chunk > 0`` the companion (:func:`lstm_forward_inputs`) projects the
+    inputs, and the step starting each chunk waits in ``sync`` for it.
     """
     x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
         _saved_views(saved, layout)
@@ -552,7 +555,8 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
     state's gradients on entry), ``d_weight_ih``, ``d_weight_hh``, ``d_bias_ih``, ``d_bias_hh``,
     ``d_weight_hr``, ``d_peep`` and ``d_ln (6, 4H)``: the gradients of LN_ih, LN_hh and LN_c's
     weights and biases (LN_c's in the first H columns). Arrays of unneeded gradients may be
-    empty.
+    empty. With ``chunk > 0`` each finished chunk is published in ``sync`` and the companion
+    (:func:`lstm_backward_weights`) computes the gradients of :func:`lstm_step_gradients`.
     """
     x_t, x_hat, rstd_ih, gates, c_all, tanh_c, h_all, h_rec_all, m_all, h_hat, c_hat, rstd = (
         _saved_views(saved, layout)
