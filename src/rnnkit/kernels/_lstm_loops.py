@@ -49,6 +49,7 @@ from rnnkit.kernels._rows import (
     dot_column_blocks,
     emit_outputs,
     gemm_tn_into,
+    input_x_gradient_into,
     layer_norm_row,
     layer_norm_row_backward,
     masked_state_grad,
@@ -693,10 +694,7 @@ def lstm_step_gradients(saved, layout, weight_ih, ln_ih_weight, has_mask, need, 
         weight_gradients_into(d_gates2, x2, h_rec2, need[1], need[2], both[n0:n1], result,
                               d_weight_ih, d_weight_hh, accumulate)
     if need[0]:
-        np.dot(d_gates2, weight_ih, d_x_t.reshape(total, features)[n0:n1])
-        for t in range(t0, t1):
-            for b in range(batch):
-                copy(d_x_t[t, b], d_x[b, t])
+        input_x_gradient_into(d_gates2, weight_ih, d_x_t, d_x, t0, t1)
 
 
 @jit

@@ -235,14 +235,13 @@ def weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih
 
 
 @jit
-def input_x_gradient_into(d_pre, x_t, weight_ih, d_x_t, d_x):
-    """``d_x (B, T, I)`` (batch-major, like the inputs) from ``d_pre (T*B, G*H)``, through the
-    caller's work array ``d_x_t (T, B, I)`` (replaced by a fresh one if its shape differs)."""
-    steps, batch, features = x_t.shape
-    if d_x_t.shape != x_t.shape:
-        d_x_t = np.empty(x_t.shape, x_t.dtype)
-    np.dot(d_pre, weight_ih, d_x_t.reshape(steps * batch, features))
-    for t in range(steps):
+def input_x_gradient_into(d_pre, weight_ih, d_x_t, d_x, t0, t1):
+    """``d_x[:, t0:t1]`` (``d_x (B, T, I)``, batch-major like the inputs) from ``d_pre``, the
+    ``(t1 - t0) * B`` rows of steps ``t0 .. t1 - 1`` of the pre-activation gradients, through
+    the caller's work array ``d_x_t (T, B, I)``: one GEMM for the steps."""
+    batch, features = d_x_t.shape[1], d_x_t.shape[2]
+    np.dot(d_pre, weight_ih, d_x_t[t0:t1].reshape(((t1 - t0) * batch, features)))
+    for t in range(t0, t1):
         for b in range(batch):
             copy(d_x_t[t, b], d_x[b, t])
 

@@ -46,6 +46,7 @@ from rnnkit.kernels._rows import (
     dot_column_blocks,
     emit_outputs,
     gemm_tn_into,
+    input_x_gradient_into,
     masked_state_grad,
     project_steps,
     recurrent_rows,
@@ -313,10 +314,7 @@ def gru_step_gradients(x_t, aux, h_all, h_rec_all, has_mask, weight_ih, reset_af
     if need[1]:
         gemm_tn_into(d_pre2, x2, d_weight_ih, accumulate)
     if need[0]:
-        np.dot(d_pre2, weight_ih, d_x_t.reshape(total, features)[n0:n1])
-        for t in range(t0, t1):
-            for b in range(batch):
-                copy(d_x_t[t, b], d_x[b, t])
+        input_x_gradient_into(d_pre2, weight_ih, d_x_t, d_x, t0, t1)
 
 
 @jit

@@ -34,6 +34,7 @@ from rnnkit.kernels._numba import (
 from rnnkit.kernels._rows import (
     copy,
     emit_outputs,
+    input_x_gradient_into,
     masked_state_grad,
     project_steps,
     recurrent_rows,
@@ -146,10 +147,7 @@ def rnn_step_gradients(d_pre, x_t, h_all, h_rec_all, has_mask, weight_ih, need, 
     sum_rows(d_pre2, d_bias_ih, accumulate)
     sum_rows(d_pre2, d_bias_hh, accumulate)
     if need[0]:
-        np.dot(d_pre2, weight_ih, d_x_t.reshape(total, features)[n0:n1])
-        for t in range(t0, t1):
-            for b in range(batch):
-                copy(d_x_t[t, b], d_x[b, t])
+        input_x_gradient_into(d_pre2, weight_ih, d_x_t, d_x, t0, t1)
 
 
 @jit
