@@ -1,13 +1,16 @@
-"""The fused LSTM's three ways of running a step GEMM, its reused work arrays and the layout
+"""The fused LSTM's four ways of running a step GEMM, its reused work arrays and the layout
 of the arrays it carves from one block, against the reference loop.
 
-Small problems run their step GEMMs batch-major in one piece, mid-sized ones in column blocks and
-large ones batch-minor (see ``rnnkit.kernels.lstm.step_gemm``); the property tests elsewhere draw
-small problems, so here the thresholds are moved to run the other two paths on every option.
+In float32 at B > 1 the step GEMMs run on U packed once per call, where MKL is found (see
+``rnnkit.kernels._mkl``). Otherwise small problems run them batch-major in one piece, mid-sized
+ones in column blocks and large ones batch-minor (see ``rnnkit.kernels.lstm.step_gemm``); the
+property tests elsewhere draw small problems, so here packing is turned off and the thresholds
+are moved to run the other two paths on every option.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from unittest import mock
 
@@ -36,8 +39,14 @@ from ._harness import (
 from .test_fused_lstm import OPTIONS, units_and_projection
 
 
+def never_packed():
+    return mock.patch.object(lstm_kernels, "packed", lambda dtype, batch: False)
+
+
+@contextlib.contextmanager
 def batch_minor_everywhere():
-    return mock.patch.object(lstm_kernels, "BATCH_MINOR_MIN_MACS", 0)
+    with never_packed(), mock.patch.object(lstm_kernels, "BATCH_MINOR_MIN_MACS", 0):
+        yield
 
 
 def most_column_blocks(rows, depth, width):
@@ -45,12 +54,23 @@ def most_column_blocks(rows, depth, width):
     return next(blocks for blocks in (4, 3, 2, 1) if width % blocks == 0)
 
 
+@contextlib.contextmanager
 def column_blocks_everywhere():
-    return mock.patch.object(lstm_kernels, "column_blocks", most_column_blocks)
+    with never_packed(), mock.patch.object(lstm_kernels, "column_blocks", most_column_blocks):
+        yield
 
 
-@pytest.mark.parametrize("path", [column_blocks_everywhere, batch_minor_everywhere],
-                         ids=["column blocks", "batch minor"])
+@contextlib.contextmanager
+def packed_everywhere():
+    """The default where MKL is found; asserted, so that the path is not silently skipped."""
+    assert lstm_kernels.packed(np.float32, 2), "MKL's packed GEMM was not found (see _mkl)"
+    yield
+
+
+@pytest.mark.parametrize(
+    "path", [packed_everywhere, column_blocks_everywhere, batch_minor_everywhere],
+    ids=["packed", "column blocks", "batch minor"],
+)
 @settings(max_examples=40, deadline=None)
 @given(shape=units_and_projection(), options=OPTIONS, sequence=sequence_settings())
 def test_step_gemm_paths_match_reference(path, shape, options, sequence):
@@ -71,23 +91,46 @@ def test_batch_minor_gradcheck(options):
         assert gradcheck_fused(problem)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+# U is packed in float32 only (MKL exports no packed DGEMM)
+@pytest.mark.parametrize(("dtype", "packing"), [(torch.float32, True), (torch.float32, False),
+                                                (torch.float64, False)],
+                         ids=["float32-packed", "float32", "float64"])
 @pytest.mark.parametrize(
     ("batch", "minor", "blocks"), [(32, False, 4), (64, True, 1)], ids=["column_blocks", "minor"]
 )
-def test_large_enough_for_blocks_or_batch_minor(dtype, batch, minor, blocks):
+def test_large_enough_for_blocks_or_batch_minor(dtype, packing, batch, minor, blocks):
     """Problems the default thresholds send to column blocks (B=32) and batch-minor (B=64), in
-    both directions, with masks and every option."""
+    both directions, with masks and every option (in float32, also on U packed)."""
     units, input_size = 128, 24
     for depth, width in ((units, 4 * units), (4 * units, units)):  # forward, backward
         assert lstm_kernels.step_gemm(batch, depth, width) == (minor, blocks)
-    for options in ({}, {"peephole": True, "layer_norm": True, "recurrent_bias": True}):
-        cell = LSTMCell(units, input_size=input_size, dtype=dtype, **options)
-        problem = make_problem(
-            cell, batch=batch, steps=5, mask_kind="random", recurrent=True, zero_output=True,
-            seed=3,
-        )
-        assert_backends_agree(problem)
+    with contextlib.nullcontext() if packing else never_packed():
+        assert lstm_kernels.packed(np.float32, batch) == packing
+        for options in ({}, {"peephole": True, "layer_norm": True, "recurrent_bias": True}):
+            cell = LSTMCell(units, input_size=input_size, dtype=dtype, **options)
+            problem = make_problem(
+                cell, batch=batch, steps=5, mask_kind="random", recurrent=True,
+                zero_output=True, seed=3,
+            )
+            assert_backends_agree(problem)
+
+
+@pytest.mark.parametrize("norm", [False, True], ids=["gate-major", "layer norm"])
+def test_packed_layouts_hold_u_packed_per_gate_or_whole(norm):
+    """The gate-major cell packs each gate's rows of U, layer norm's row-major step U whole, and
+    the backward U itself; float64 and B=1 pack nothing."""
+    batch, hidden, rec = 8, 16, 16
+    size, layout, minor = lstm_kernels._forward_shape(
+        batch, 5, 3, hidden, rec, norm, False, False, True, True)
+    rows, columns = layout[-1, 1:3]
+    assert not minor
+    assert (rows, columns) == ((1, lstm_kernels._mkl.packed_size(batch, 4 * hidden, rec)) if norm
+                               else (4, lstm_kernels._mkl.packed_size(batch, hidden, rec)))
+    *_, work_layout, _ = lstm_kernels._backward_shape(
+        batch, 5, 3, hidden, rec, norm, False, (True,) * 15, True, True)
+    assert work_layout[-1, 1] == lstm_kernels._mkl.packed_size(batch, rec, 4 * hidden) > 0
+    assert not lstm_kernels.packed(np.float64, batch)
+    assert not lstm_kernels.packed(np.float32, 1)
 
 
 @pytest.mark.parametrize(("batch", "units", "plan"), [(1, 512, (True, 1)), (2, 512, (False, 4))])

@@ -419,8 +419,9 @@ def lstm_recipe(kernel, call):
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
     gate_major = lstm_arrays.gate_major(kernel.codes)
+    packed = lstm_arrays.packed(dtype, batch)
     size, layout, minor = lstm_arrays._forward_shape(
-        batch, steps, features, hidden, rec, norm, call.dropped, proj, gate_major)
+        batch, steps, features, hidden, rec, norm, call.dropped, proj, gate_major, packed)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2
     weight_shapes = ((four_h, features), (four_h, rec), (four_h,), (four_h,),
                      (rec, hidden) if proj else (0, 0), (3, hidden), *ln_shapes)
@@ -447,7 +448,7 @@ def lstm_recipe(kernel, call):
     for with_x in (False, True):
         needs = (with_x, False, False, True, True, has_ih, has_hh, proj, *weights_present[5:])
         shapes, need, work_size, work_layout, minor_b = lstm_arrays._backward_shape(
-            batch, steps, features, hidden, rec, norm, proj, needs, gate_major)
+            batch, steps, features, hidden, rec, norm, proj, needs, gate_major, packed)
         backward = Arguments([call.zero_output, act, rec_act, minor_b, chunk])
         backward.tensor(GRADIENT, 0, (batch, steps, rec))
         backward.tensor(SAVED, 0, (size,))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels._mkl import packed_product
 from rnnkit.kernels._numba import ONE_32, jit, sigmoid_t, tanh_t
 from rnnkit.kernels._rows import (
     copy,
@@ -209,21 +210,25 @@ def all_kept(keep, t):
 
 
 @jit
-def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_minor, keep,
-                     gates, peep_rows, product, product_t, c_all, tanh_c, m):
+def gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, gate_blocks, batch_minor, packed,
+                    keep, gates, peep_rows, product, product_t, c_all, tanh_c, m):
     """Step ``t`` of the tanh/sigmoid cell without layer norm, one gate at a time.
 
     ``gates`` (flat, see :func:`gate_start`) holds each gate's input projection for every step
     and receives the activated gates. ``U ĥ`` is computed per gate into ``product (4, B, H)``:
     from ``gate_blocks (4, R, H)``, the gates' columns of ``U^T``, or batch-minor into
-    ``product_t (4H, B)`` and transposed per gate. Then :func:`_cell` runs the cell; ``m (B, H)``
-    receives ``o ⊙ tanh(c)``. (At B=1 :func:`~rnnkit.kernels._lstm_loops._plain_row` runs the
-    cell.)
+    ``product_t (4H, B)`` and transposed per gate, or on the gates' rows of ``U`` packed,
+    ``packed (4, ·)`` (see :mod:`rnnkit.kernels._mkl`; zero columns for none). Then
+    :func:`_cell` runs the cell; ``m (B, H)`` receives ``o ⊙ tanh(c)``. (At B=1
+    :func:`~rnnkit.kernels._lstm_loops._plain_row` runs the cell.)
     """
     batch, hidden = m.shape
     width = batch * hidden
     u = product.reshape(4, width)
-    if batch_minor:
+    if packed.shape[1] > 0:
+        for g in range(4):
+            packed_product(h_rec, packed[g], product[g])
+    elif batch_minor:
         np.dot(weight_hh, h_rec.T, product_t)
         for g in range(4):
             transpose_into(product_t[g * hidden : (g + 1) * hidden], product[g])

@@ -31,6 +31,7 @@ from rnnkit.kernels._lstm_gate_major import (
     gate_major_step_backward,
     layer_norm_projection,
 )
+from rnnkit.kernels._mkl import pack, pack_transposed, packed_product
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -176,8 +177,9 @@ def _forward_scratch(saved, layout):
     ``rnnkit.kernels.lstm._forward_shape``): ``bias (4H,)``, ``peep_rows (3, B*H)`` (gate-major),
     ``c_new (H,)``, ``m (B, H)``, ``c_ln (H,)``, ``h_new (B, R)`` (with a projection), ``product
     (B, 4H)``, ``product_t (4H, B)`` (batch-minor), ``product_blocks (P, B, 4H/P)``, ``U^T (R,
-    4H)`` and its column blocks ``(P, R, 4H/P)``, and the gate-major layer norm's ``normed (4,
-    B*H)``; absent ones have a zero first dimension.
+    4H)`` and its column blocks ``(P, R, 4H/P)``, the gate-major layer norm's ``normed (4,
+    B*H)``, and ``U`` packed (:mod:`rnnkit.kernels._mkl`), ``(4, ·)`` per gate for the gate-major
+    cell, else ``(1, ·)``; absent ones have a zero first dimension (``packed``: zero columns).
 
     In the block rather than allocated here: the native call's blocks carry no reference count,
     so the views each step takes of them cost no atomic increments (about 4% of a call at B=8,
@@ -189,6 +191,7 @@ def _forward_scratch(saved, layout):
         block_view2(saved, layout, 18), block_view2(saved, layout, 19),
         block_view3(saved, layout, 20), block_view2(saved, layout, 21),
         block_view3(saved, layout, 22), block_view2(saved, layout, 23),
+        block_view2(saved, layout, 24),
     )
 
 
@@ -205,11 +208,14 @@ def column_blocks_into(matrix, blocks):
 
 @jit
 def _step_product(h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks, batch_minor, product_t,
-                  product_blocks, product):
-    """A step's ``U ĥ`` into ``product (B, 4H)``, row-major: batch-minor through ``product_t``
-    and transposed, on ``U`` as stored at B=1 when the layout has no ``U^T``, else from ``U^T``,
-    in its column blocks when the layout has them (see :func:`lstm_forward`)."""
-    if batch_minor:
+                  product_blocks, packed, product):
+    """A step's ``U ĥ`` into ``product (B, 4H)``, row-major: on ``U`` packed when the layout has
+    it, batch-minor through ``product_t`` and transposed, on ``U`` as stored at B=1 when the
+    layout has no ``U^T``, else from ``U^T``, in its column blocks when the layout has them (see
+    :func:`lstm_forward`)."""
+    if packed.shape[1] > 0:
+        packed_product(h_rec, packed[0], product)
+    elif batch_minor:
         np.dot(weight_hh, h_rec.T, product_t)
         transpose_into(product_t, product)
     elif weight_hh_t.shape[0] == 0:  # B=1
@@ -307,12 +313,16 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
         _saved_views(saved, layout)
     )
     (bias, peep_all, c_new, m, c_ln, h_new, product, product_t, product_blocks, weight_hh_t,
-     weight_hh_t_blocks, normed) = _forward_scratch(saved, layout)
+     weight_hh_t_blocks, normed, packed) = _forward_scratch(saved, layout)
     if weight_hh_t.shape[0] > 0:
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh_t, weight_hh_t_blocks)
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
+    if packed.shape[1] > 0:  # U^T packed whole, or per gate (each gate's rows of U)
+        rows = weight_hh.shape[0] // packed.shape[0]
+        for k in range(packed.shape[0]):
+            pack_transposed(weight_hh[k * rows : (k + 1) * rows], packed[k])
     four_h = 4 * hidden
     proj, norm = weight_hr_t.shape[0] > 0, ln_hh_weight.size > 0
     has_mask = recurrent_mask.size > 0
@@ -339,7 +349,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
         copy(c0[b], c_all[0, b])
     # U ĥ per gate (see gate_major_step): lstm.py's _forward_shape asks for the four gates'
     # column blocks, whose products are then the gates' own
-    if gate_major and not norm and not batch_minor and weight_hh_t_blocks.shape[0] != 4:
+    if (gate_major and not norm and not batch_minor and packed.shape[1] == 0
+            and weight_hh_t_blocks.shape[0] != 4):
         raise ValueError("weight_hh_t_blocks: the gate-major cell takes U^T in 4 column blocks")
     for t in range(steps):
         if chunk > 0 and t % chunk == 0:
@@ -351,13 +362,14 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
                 for j in range(rec):
                     h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
         if gate_major and not norm:
+            per_gate = batch_minor or packed.shape[1] > 0
             gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks,
-                             batch_minor, keep, gm, peep_rows,
-                             product.reshape(4, batch, hidden) if batch_minor else product_blocks,
+                             batch_minor, packed, keep, gm, peep_rows,
+                             product.reshape(4, batch, hidden) if per_gate else product_blocks,
                              product_t, c_all, tanh_c, m)
         else:
             _step_product(h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks, batch_minor,
-                          product_t, product_blocks, product)
+                          product_t, product_blocks, packed, product)
         if gate_major and norm:
             gate_major_normed_step(t, steps, product, keep, gm, peep_rows, c_all, tanh_c, m, eps,
                                    ln_hh_weight, ln_c_weight, ln_c_bias, normed, h_hat, c_hat,
@@ -527,7 +539,8 @@ def _backward_scratch(work, layout):
     ``carry``, ``d_new (B, R)``, ``d_m (B, H)`` (with a projection), ``d_out``, ``d_c_from_h
     (H,)`` (``(B*H,)`` for the gate-major layer norm's LN_c), ``d_rec (B, R)``, ``d_rec_t (R,
     B)`` (batch-minor), ``rec_blocks (P, B, R/P)``, ``sums (4H,)``, ``U^T (R, 4H)``
-    (batch-minor) and ``U``'s column blocks ``(P, 4H, R/P)``."""
+    (batch-minor), ``U``'s column blocks ``(P, 4H, R/P)`` and ``U`` packed (see
+    :mod:`rnnkit.kernels._mkl`; empty for none)."""
     return (
         block_view2(work, layout, 7), block_view2(work, layout, 8),
         block_view2(work, layout, 9), block_view2(work, layout, 10),
@@ -536,6 +549,7 @@ def _backward_scratch(work, layout):
         block_view2(work, layout, 15), block_view2(work, layout, 16),
         block_view3(work, layout, 17), block_view1(work, layout, 18),
         block_view2(work, layout, 19), block_view3(work, layout, 20),
+        block_view1(work, layout, 21),
     )
 
 
@@ -564,10 +578,13 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
     )
     d_gates, d_proj, d_x_proj, d_h_new, both, result, d_x_t = _work_views(work, work_layout)
     (peep_all, d_peep_all, gate_work, carry, d_new, d_m, d_out, d_c_from_h, d_rec, d_rec_t,
-     rec_blocks, sums, weight_hh_t, weight_hh_blocks) = _backward_scratch(work, work_layout)
+     rec_blocks, sums, weight_hh_t, weight_hh_blocks, packed) = _backward_scratch(work,
+                                                                                  work_layout)
     if weight_hh_t.shape[0] > 0:
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh, weight_hh_blocks)
+    if packed.size > 0:
+        pack(weight_hh, packed)
     steps, batch, four_h = gates.shape
     hidden = four_h // 4
     proj, norm = weight_hr.shape[0] > 0, ln_hh_weight.size > 0
@@ -625,7 +642,10 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
                 layer_norm_row_backward(dg_t[b], h_hat[t, b], rstd[t, b, 0], ln_hh_weight,
                                         d_proj[t, b], d_ln[2], d_ln[3])
         d_product = d_proj[t] if norm else dg_t  # (B, 4H): d(U ĥ)
-        if batch_minor:
+        if packed.size > 0:
+            packed_product(d_product, packed, d_rec)
+            masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
+        elif batch_minor:
             np.dot(weight_hh_t, d_product.T, d_rec_t)
             masked_state_grad(d_rec_t.T, recurrent_mask, t, keep, d_h)
         else:

@@ -19,6 +19,7 @@ import functools
 
 import numpy as np
 
+from rnnkit.kernels import _mkl
 from rnnkit.kernels._common import (
     Plan,
     arrays_of,
@@ -70,8 +71,15 @@ def step_gemm(batch: int, depth: int, width: int) -> tuple[bool, int]:
     return blocks == 1 and batch * depth * width >= BATCH_MINOR_MIN_MACS, blocks
 
 
+def packed(dtype, batch: int) -> bool:
+    """Whether the step GEMMs run on U packed once per call (:mod:`rnnkit.kernels._mkl`):
+    float32, B > 1 (a matrix-vector product is faster on OpenBLAS), and MKL found."""
+    return batch > 1 and np.dtype(dtype) == np.float32 and _mkl.available()
+
+
 @functools.lru_cache(maxsize=64)
-def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate_major=False):
+def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate_major=False,
+                   packed=False):
     """What a forward of these sizes needs besides its arrays: ``(size, layout)`` of its saved
     block (see :func:`lstm_forward`'s docstring) and whether each step's GEMM runs batch-minor
     (kept per sizes, as the layouts are). How the other step GEMMs run is in the layout: the
@@ -81,12 +89,20 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
     ``gate_major`` (the tanh/sigmoid cell, see :func:`gate_major`) computes each step's product
     per gate without layer norm, so its blocks are then the four gates' whenever it is not
     batch-minor and B > 1; with layer norm the product is row-major, for LN_hh's rows.
+
+    ``packed`` (see :func:`packed`) runs each step's product on U packed once (per gate for the
+    gate-major cell, else whole) and needs neither ``U^T`` nor its blocks.
     """
     four_h = 4 * hidden
     minor, blocks = step_gemm(batch, rec, four_h)
     if gate_major and not norm and batch > 1 and not minor:
         blocks = 4
-    on_stored = batch == 1 and steps <= STORED_U_MAX_STEPS
+    per_gate = gate_major and not norm and batch > 1
+    if packed:
+        minor, blocks = False, 1
+    pack_size = (4 * _mkl.packed_size(batch, hidden, rec) if per_gate
+                 else _mkl.packed_size(batch, four_h, rec)) if packed else 0
+    on_stored = (batch == 1 and steps <= STORED_U_MAX_STEPS) or packed
     split = blocks if blocks > 1 else 0
     size, layout = block_layout((
         (steps, batch, features),  # x_t
@@ -114,7 +130,8 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
         (0 if minor or on_stored else rec, four_h),  # U^T
         (split, rec, four_h // blocks),  # U^T's column blocks
         (4 if gate_major and norm and batch > 1 else 0, batch * hidden),  # normed
-    ))
+        (4 if packed and per_gate else 1, pack_size // 4 if packed and per_gate else pack_size),
+    ))  # the last: U packed, per gate or whole
     return size, layout, minor
 
 
@@ -125,15 +142,16 @@ def gate_major(codes) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate_major=False):
+def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate_major=False,
+                    packed=False):
     """What a backward of these sizes and ``needs`` needs besides its arrays: the shapes of the
     15 gradients' arrays (see :func:`lstm_backward_arrays`), the ``need`` flags the loops take,
     ``(size, layout)`` of its work block (see :func:`lstm_backward`'s docstring), and whether its
-    step GEMMs run batch-minor (their column blocks, if any, are in the layout). ``gate_major`` as
-    for :func:`_forward_shape`."""
+    step GEMMs run batch-minor (their column blocks, if any, are in the layout). ``gate_major`` and
+    ``packed`` as for :func:`_forward_shape`."""
     four_h = 4 * hidden
     both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
-    minor, blocks = step_gemm(batch, four_h, rec)
+    minor, blocks = (False, 1) if packed else step_gemm(batch, four_h, rec)
     split = blocks if blocks > 1 else 0
     gate_rows = gate_major and batch > 1
     size, layout = block_layout((
@@ -159,6 +177,7 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate
         (four_h,),  # sums
         (rec if minor else 0, four_h),  # U^T
         (split, four_h, rec // blocks),  # U's column blocks
+        (_mkl.packed_size(batch, rec, four_h) if packed else 0,),  # U packed
     ))
     shapes = (
         (batch if needs[0] else 0, steps, features),  # d_x
@@ -187,7 +206,7 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     norm = ln[0].size > 0
     size, layout, minor = _forward_shape(
         batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
-        gate_major((plan.activation, plan.recurrent_activation)),
+        gate_major((plan.activation, plan.recurrent_activation)), packed(dtype, batch),
     )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
@@ -222,7 +241,7 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     norm = ln[0].size > 0
     shapes, need, size, layout, minor = _backward_shape(
         batch, steps, features, hidden, h0.shape[1], norm, w_hr.shape[0] > 0, tuple(needs),
-        gate_major((plan.activation, plan.recurrent_activation)),
+        gate_major((plan.activation, plan.recurrent_activation)), packed(dtype, batch),
     )
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = (np.empty(shape, dtype) for shape in shapes)
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place

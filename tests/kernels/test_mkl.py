@@ -1,0 +1,46 @@
+"""MKL's packed GEMM (``rnnkit.kernels._mkl``), the LSTM's step product in float32 at B > 1,
+against NumPy's product."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pytest
+
+from rnnkit.kernels import _mkl
+
+
+def test_found_in_torchs_x86_build():
+    # torch's x86-64 CPU wheels carry MKL; elsewhere the loops keep their OpenBLAS paths.
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("torch links MKL on x86-64 only")
+    assert _mkl.available()
+    assert _mkl.packed_size(8, 256, 64) > 0
+    assert _mkl.packed_size(8, 256, 64) % 16 == 0
+
+
+@pytest.mark.parametrize(("rows", "depth", "width"), [(2, 1, 1), (3, 17, 40), (8, 64, 256),
+                                                      (32, 128, 512)])
+def test_packed_products_match_numpy(rows, depth, width):
+    assert _mkl.available()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((rows, depth)).astype(np.float32)
+    matrix = rng.standard_normal((depth, width)).astype(np.float32)
+    expected = a.astype(np.float64) @ matrix.astype(np.float64)
+    size = _mkl.packed_size(rows, width, depth)
+    for packer, operand in ((_mkl.pack, matrix), (_mkl.pack_transposed, matrix.T.copy())):
+        packed = np.full(size, np.nan, np.float32)
+        packer(operand, packed)
+        out = np.full((rows, width), np.nan, np.float32)
+        _mkl.packed_product(a, packed, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.sqrt(depth))
+        # the packed copy is reused: a second product on new rows needs no packing
+        out2 = np.empty_like(out)
+        _mkl.packed_product(2 * a, packed, out2)
+        np.testing.assert_allclose(out2, 2 * expected, rtol=1e-5, atol=2e-5 * np.sqrt(depth))
+
+
+def test_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv("RNNKIT_MKL", "0")
+    assert _mkl._functions() is None
