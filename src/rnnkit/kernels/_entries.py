@@ -419,7 +419,7 @@ def lstm_recipe(kernel, call):
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
     gate_major = lstm_arrays.gate_major(kernel.codes)
-    packed = lstm_arrays.packed(dtype, batch)
+    packed = lstm_arrays.packed(dtype, batch, rec, hidden)
     size, layout, minor = lstm_arrays._forward_shape(
         batch, steps, features, hidden, rec, norm, call.dropped, proj, gate_major, packed)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2

@@ -71,10 +71,18 @@ def step_gemm(batch: int, depth: int, width: int) -> tuple[bool, int]:
     return blocks == 1 and batch * depth * width >= BATCH_MINOR_MIN_MACS, blocks
 
 
-def packed(dtype, batch: int) -> bool:
-    """Whether the step GEMMs run on U packed once per call (:mod:`rnnkit.kernels._mkl`):
-    float32, B > 1 (a matrix-vector product is faster on OpenBLAS), and MKL found."""
-    return batch > 1 and np.dtype(dtype) == np.float32 and _mkl.available()
+# Step GEMMs up to this many multiply-adds run on U packed (see packed): at B=32, H=128 (2^21) the
+# packed product took 67 against 88 us, at B=64, H=512 (2^26) 2.4 against 1.5 ms on OpenBLAS
+# (measured on one thread), and with two threads the large LSTM fell from 1.22x to 0.85x nn.LSTM.
+PACKED_MAX_MACS = 1 << 22
+
+
+def packed(dtype, batch: int, rec: int, hidden: int) -> bool:
+    """Whether the step GEMMs ``(B, R) @ (R, 4H)`` run on U packed once per call (:mod:`rnnkit.
+    kernels._mkl`): float32, B > 1 (a matrix-vector product is faster on OpenBLAS), at most
+    :data:`PACKED_MAX_MACS`, and MKL found."""
+    return (1 < batch and batch * rec * 4 * hidden <= PACKED_MAX_MACS
+            and np.dtype(dtype) == np.float32 and _mkl.available())
 
 
 @functools.lru_cache(maxsize=64)
@@ -206,7 +214,8 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     norm = ln[0].size > 0
     size, layout, minor = _forward_shape(
         batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
-        gate_major((plan.activation, plan.recurrent_activation)), packed(dtype, batch),
+        gate_major((plan.activation, plan.recurrent_activation)),
+        packed(dtype, batch, rec, hidden),
     )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
@@ -241,7 +250,8 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     norm = ln[0].size > 0
     shapes, need, size, layout, minor = _backward_shape(
         batch, steps, features, hidden, h0.shape[1], norm, w_hr.shape[0] > 0, tuple(needs),
-        gate_major((plan.activation, plan.recurrent_activation)), packed(dtype, batch),
+        gate_major((plan.activation, plan.recurrent_activation)),
+        packed(dtype, batch, h0.shape[1], hidden),
     )
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = (np.empty(shape, dtype) for shape in shapes)
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place
