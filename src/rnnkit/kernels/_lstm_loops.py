@@ -31,7 +31,7 @@ from rnnkit.kernels._lstm_gate_major import (
     gate_major_step_backward,
     layer_norm_projection,
 )
-from rnnkit.kernels._mkl import pack, pack_transposed, packed_product
+from rnnkit.kernels._mkl import pack, pack_transposed, packed_product, restore, serial
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -319,7 +319,9 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     column_blocks_into(weight_hh_t, weight_hh_t_blocks)
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
-    if packed.shape[1] > 0:  # U^T packed whole, or per gate (each gate's rows of U)
+    packs = packed.shape[1] > 0
+    threads = serial() if packs else 0
+    if packs:  # U^T packed whole, or per gate (each gate's rows of U)
         rows = weight_hh.shape[0] // packed.shape[0]
         for k in range(packed.shape[0]):
             pack_transposed(weight_hh[k * rows : (k + 1) * rows], packed[k])
@@ -412,6 +414,8 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
         copy(c_all[steps, b], c_final[b])
+    if packs:
+        restore(threads)
 
 
 @jit
@@ -583,6 +587,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
     if weight_hh_t.shape[0] > 0:
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh, weight_hh_blocks)
+    threads = serial() if packed.size > 0 else 0
     if packed.size > 0:
         pack(weight_hh, packed)
     steps, batch, four_h = gates.shape
@@ -656,6 +661,8 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
             masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
         if chunk > 0 and t % chunk == 0:  # the chunk's gate gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
+    if packed.size > 0:
+        restore(threads)
     for g in range(d_peep_rows.shape[0]):  # the gate-major pass's per-row peephole gradients
         for b in range(batch):
             for j in range(hidden):

@@ -31,6 +31,7 @@ from numba.extending import intrinsic
 from rnnkit.kernels._numba import jit
 
 PACK_SYMBOL, COMPUTE_SYMBOL = "rnnkit_sgemm_pack", "rnnkit_sgemm_compute"
+THREADS_SYMBOL = "rnnkit_mkl_set_num_threads_local"
 # CBLAS constants (MKL's values)
 _ROW_MAJOR, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 
@@ -43,7 +44,7 @@ def _functions():
     try:
         handle = ctypes.CDLL(str(library))  # already loaded by torch: the same handle
         found = (handle.cblas_sgemm_pack_get_size, handle.cblas_sgemm_pack,
-                 handle.cblas_sgemm_compute)
+                 handle.cblas_sgemm_compute, handle.MKL_Set_Num_Threads_Local)
     except (OSError, AttributeError):
         return None
     size = found[0]
@@ -60,11 +61,11 @@ def _address(function) -> int:
 
 if _FOUND is None:
     _abort = _address(ctypes.CDLL(None).abort)
-    binding.add_symbol(PACK_SYMBOL, _abort)
-    binding.add_symbol(COMPUTE_SYMBOL, _abort)
+    for symbol in (PACK_SYMBOL, COMPUTE_SYMBOL, THREADS_SYMBOL):
+        binding.add_symbol(symbol, _abort)
 else:
-    binding.add_symbol(PACK_SYMBOL, _address(_FOUND[1]))
-    binding.add_symbol(COMPUTE_SYMBOL, _address(_FOUND[2]))
+    for symbol, function in zip((PACK_SYMBOL, COMPUTE_SYMBOL, THREADS_SYMBOL), _FOUND[1:]):
+        binding.add_symbol(symbol, _address(function))
 
 
 def available() -> bool:
@@ -133,6 +134,34 @@ def _compute(typingctx, rows, width, depth, a, lda, packed, c, ldc):
         return context.get_dummy_value()
 
     return types.void(*([types.int64] * 8)), codegen
+
+
+@intrinsic
+def _set_local_threads(typingctx, count):
+    """MKL's ``MKL_Set_Num_Threads_Local``: this thread's MKL thread count (0: the global one);
+    returns the previous local count."""
+
+    def codegen(context, builder, signature, args):
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_I32, [_I32]), THREADS_SYMBOL)
+        previous = builder.call(function, [_int32(builder, args[0])])
+        return builder.sext(previous, ir.IntType(64))
+
+    return types.int64(types.int64), codegen
+
+
+@jit
+def serial():
+    """Make this thread's packed products run on one thread (returns what :func:`restore`
+    takes). The loops call MKL for one step's small GEMM at a time: with torch's two threads MKL
+    forked for each, and an LSTM at B=8, T=100, H=32 took 5.6 instead of 1.6 ms (measured)."""
+    return _set_local_threads(1)
+
+
+@jit
+def restore(previous):
+    """Undo :func:`serial`."""
+    _set_local_threads(previous)
 
 
 @jit
