@@ -12,8 +12,8 @@ At B=1 (a matrix-vector product) OpenBLAS stays faster, and the loops keep it th
 torch's x86 builds link MKL into ``libtorch_cpu`` and export these functions (float32 only).
 They are found once, at import, and bound to symbols of our own that the compiled loops call, so
 numba's disk cache holds no address: ``available()`` says whether they were found. Where they
-were not (other platforms, other torch builds) the symbols point at ``abort``, and the layouts
-never ask for a packed weight, so the loops keep their OpenBLAS paths.
+were not (other platforms, other torch builds) the symbols point at a stub that is never called,
+and the layouts never ask for a packed weight, so the loops keep their OpenBLAS paths.
 """
 
 from __future__ import annotations
@@ -60,9 +60,11 @@ def _address(function) -> int:
 
 
 if _FOUND is None:
-    _abort = _address(ctypes.CDLL(None).abort)
+    # Never called (no layout asks for a packed weight), but the loops' code must still link:
+    # a C function of Python's, which exists on every platform.
+    _NEVER_CALLED = ctypes.CFUNCTYPE(None)(lambda: None)
     for symbol in (PACK_SYMBOL, COMPUTE_SYMBOL, THREADS_SYMBOL):
-        binding.add_symbol(symbol, _abort)
+        binding.add_symbol(symbol, _address(_NEVER_CALLED))
 else:
     for symbol, function in zip((PACK_SYMBOL, COMPUTE_SYMBOL, THREADS_SYMBOL), _FOUND[1:]):
         binding.add_symbol(symbol, _address(function))
