@@ -247,3 +247,21 @@ def test_no_result_reads_memory_the_loops_did_not_write(monkeypatch, batch, opti
     for mine, theirs in zip(*results, strict=True):
         assert torch.isfinite(mine).all()
         torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"peephole": True}, {"layer_norm": True}, {"proj_size": 3},
+     {"peephole": True, "layer_norm": True, "recurrent_bias": True}],
+    ids=["plain", "peephole", "layer_norm", "proj", "peephole-layer_norm"],
+)
+@pytest.mark.parametrize("mask_kind", ["none", "random"])
+def test_packed_step_of_the_default_cell_matches_reference(options, mask_kind):
+    """The default tanh/sigmoid cell (gate-major, U packed per gate), which the property test
+    above draws rarely, in float32 at B=3."""
+    assert lstm_kernels.packed(np.float32, 3, 6, 6)
+    cell = LSTMCell(6, input_size=4, dtype=torch.float32, **options)
+    problem = make_problem(
+        cell, batch=3, steps=6, mask_kind=mask_kind, recurrent=True, zero_output=False, seed=13
+    )
+    assert_backends_agree(problem)
