@@ -91,7 +91,7 @@ def test_batch_minor_gradcheck(options):
         assert gradcheck_fused(problem)
 
 
-# U is packed in float32 only (MKL exports no packed DGEMM)
+# U is packed in float32 only (libtorch_cpu exports no packed DGEMM)
 @pytest.mark.parametrize(("dtype", "packing"), [(torch.float32, True), (torch.float32, False),
                                                 (torch.float64, False)],
                          ids=["float32-packed", "float32", "float64"])
