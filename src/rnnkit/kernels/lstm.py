@@ -102,15 +102,18 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
     gate-major cell, else whole) and needs neither ``U^T`` nor its blocks.
     """
     four_h = 4 * hidden
-    minor, blocks = step_gemm(batch, rec, four_h)
-    if gate_major and not norm and batch > 1 and not minor:
-        blocks = 4
     per_gate = gate_major and not norm and batch > 1
-    if packed:
+    if packed:  # one packed copy of U per gate, or of U whole
         minor, blocks = False, 1
-    pack_size = (4 * _mkl.packed_size(batch, hidden, rec) if per_gate
-                 else _mkl.packed_size(batch, four_h, rec)) if packed else 0
-    on_stored = (batch == 1 and steps <= STORED_U_MAX_STEPS) or packed
+        packs = (4, _mkl.packed_size(batch, hidden, rec)) if per_gate else (
+            1, _mkl.packed_size(batch, four_h, rec))
+    else:
+        minor, blocks = step_gemm(batch, rec, four_h)
+        if per_gate and not minor:
+            blocks = 4
+        packs = (1, 0)
+    # U^T is read by the batch-major products that are neither packed nor on U as stored
+    needs_u_t = not (minor or packed or (batch == 1 and steps <= STORED_U_MAX_STEPS))
     split = blocks if blocks > 1 else 0
     size, layout = block_layout((
         (steps, batch, features),  # x_t
@@ -135,11 +138,11 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
         (batch, four_h),  # product
         (four_h if minor else 0, batch),  # product_t
         (split, batch, four_h // blocks),  # product_blocks
-        (0 if minor or on_stored else rec, four_h),  # U^T
+        (rec if needs_u_t else 0, four_h),  # U^T
         (split, rec, four_h // blocks),  # U^T's column blocks
         (4 if gate_major and norm and batch > 1 else 0, batch * hidden),  # normed
-        (4 if packed and per_gate else 1, pack_size // 4 if packed and per_gate else pack_size),
-    ))  # the last: U packed, per gate or whole
+        packs,  # U packed
+    ))
     return size, layout, minor
 
 
