@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
+from unittest import mock
 
 import torch
 from hypothesis import assume, currently_in_test_context
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from rnnkit.cells import CELL_CLASSES, BuiltinCell
 from rnnkit.cells.base import BoundCell, CellWeights
-from rnnkit.kernels import _common, run_sequence
+from rnnkit.kernels import _common, _mkl, run_sequence
 
 ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "relu", "linear")
 MASK_KINDS = ("none", "random", "left_padded", "right_padded")
@@ -260,3 +261,16 @@ def two_core_pipeline():
     finally:
         _common.PIPELINE_MIN_MACS, _common.PIPELINE_MIN_ROWS = saved[:2]
         torch.set_num_threads(saved[2])
+
+
+@contextlib.contextmanager
+def step_gemm_packing(kernels, on: bool):
+    """The step GEMMs of the family module ``kernels`` on their weights packed once per call
+    (float32 at B > 1, the default where MKL is found: asserted, so that the path is never
+    skipped silently), or with ``on`` false on OpenBLAS everywhere (see rnnkit.kernels._mkl)."""
+    if on:
+        assert _mkl.available(), "MKL's packed GEMM was not found (see rnnkit.kernels._mkl)"
+        yield
+    else:
+        with mock.patch.object(kernels, "packing", lambda *sizes: False):
+            yield

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import GRUCell
-from rnnkit.kernels import _common
+from rnnkit.kernels import _common, _mkl
+from rnnkit.kernels import gru as gru_kernels
 from rnnkit.kernels._rows import column_blocks
 
 from ._harness import (
@@ -18,6 +20,7 @@ from ._harness import (
     gradcheck_fused,
     make_problem,
     sequence_settings,
+    step_gemm_packing,
     two_core_pipeline,
 )
 
@@ -31,10 +34,16 @@ OPTIONS = st.fixed_dictionaries(
 )
 
 
+# In float32 at B > 1 the step GEMMs run on the weights packed (MKL), else on OpenBLAS: both paths.
+PACKING = pytest.mark.parametrize("packing", [True, False], ids=["packed", "openblas"])
+
+
+@PACKING
 @settings(max_examples=50, deadline=None)
 @given(units=st.integers(1, 6), options=OPTIONS, sequence=sequence_settings())
-def test_fused_matches_reference(units, options, sequence):
-    assert_backends_agree(build_problem("gru", units, options, sequence))
+def test_fused_matches_reference(packing, units, options, sequence):
+    with step_gemm_packing(gru_kernels, packing):
+        assert_backends_agree(build_problem("gru", units, options, sequence))
 
 
 @settings(max_examples=50, deadline=None)
@@ -71,7 +80,9 @@ def test_gradcheck(options, zero_output):
 # The hypothesis draws keep units <= 6, under one vector of the row loops: these sizes run their
 # vector bodies and remainders (37 = 2 * 16 + 5), and at B=32, H=128 the step GEMMs of both
 # passes run in column blocks.
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("dtype", "packing"), [(torch.float32, True), (torch.float32, False),
+                                                (torch.float64, False)],
+                         ids=["float32-packed", "float32", "float64"])
 @pytest.mark.parametrize(
     "options",
     [{"reset_after": True}, {"reset_after": False}, {"activation": "relu", "use_bias": False}],
@@ -80,7 +91,7 @@ def test_gradcheck(options, zero_output):
 @pytest.mark.parametrize(
     ("batch", "units", "mask_kind"), [(3, 37, "random"), (32, 128, "none")], ids=["H37", "B32-H128"]
 )
-def test_fused_matches_reference_wide(batch, units, mask_kind, options, dtype):
+def test_fused_matches_reference_wide(batch, units, mask_kind, options, dtype, packing):
     cell = GRUCell(units, input_size=5, dtype=dtype, **options)
     problem = make_problem(
         cell, batch=batch, steps=3, mask_kind=mask_kind, recurrent=False, zero_output=False, seed=7
@@ -88,12 +99,30 @@ def test_fused_matches_reference_wide(batch, units, mask_kind, options, dtype):
     with torch.no_grad():  # gates off saturation: every path's gradient matters
         for param in cell.parameters():
             param.mul_(units**-0.5)
-    assert_backends_agree(problem)
+    with step_gemm_packing(gru_kernels, packing):
+        assert_backends_agree(problem)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_packing_in_float32_at_more_than_one_row(reset_after):
+    """The recurrent weights are packed in float32 at B > 1 up to the size limit (the wide
+    test's sizes included), with a row of room per step GEMM in the saved arrays; float64, B=1
+    and larger sizes run on OpenBLAS and save no room."""
+    for batch, units in ((3, 37), (32, 128)):
+        assert gru_kernels.packing(np.float32, batch, units)
+    assert not gru_kernels.packing(np.float64, 3, 37)
+    assert not gru_kernels.packing(np.float32, 1, 37)
+    assert not gru_kernels.packing(np.float32, 64, 512)
+    width = 3 * 37 if reset_after else 2 * 37
+    rows, room = gru_kernels.saved_shapes(3, 5, 4, 37, False, reset_after, True)[-1]
+    assert rows == (1 if reset_after else 2)
+    assert room >= max(_mkl.packed_size(3, width, 37), _mkl.packed_size(3, 37, width)) > 0
+    assert gru_kernels.saved_shapes(3, 5, 4, 37, False, reset_after, False)[-1][1] == 0
 
 
 def test_step_gemms_split_at_b32_h128():
     """B=32, H=128 in the wide test runs the column-block GEMMs of both passes and both forms
-    (if the block limit moves, that test needs another size)."""
+    (if the block limit moves, that test needs another size) when not packed."""
     assert column_blocks(32, 128, 3 * 128) > 1  # forward, reset-after: h (B, H) @ U^T (H, 3H)
     assert column_blocks(32, 128, 2 * 128) > 1  # forward, reset-before: U_rz^T (H, 2H)
     assert column_blocks(32, 3 * 128, 128) > 1  # backward: d_proj (B, 3H) @ U (3H, H)

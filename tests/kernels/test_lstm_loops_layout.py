@@ -40,7 +40,7 @@ from .test_fused_lstm import OPTIONS, units_and_projection
 
 
 def never_packed():
-    return mock.patch.object(lstm_kernels, "packed", lambda *sizes: False)
+    return mock.patch.object(lstm_kernels, "packing", lambda *sizes: False)
 
 
 @contextlib.contextmanager
@@ -63,7 +63,7 @@ def column_blocks_everywhere():
 @contextlib.contextmanager
 def packed_everywhere():
     """The default where MKL is found; asserted, so that the path is not silently skipped."""
-    assert lstm_kernels.packed(np.float32, 2, 8, 8), "MKL's packed GEMM was not found (see _mkl)"
+    assert lstm_kernels.packing(np.float32, 2, 8, 8), "MKL's packed GEMM was not found (see _mkl)"
     yield
 
 
@@ -105,7 +105,7 @@ def test_large_enough_for_blocks_or_batch_minor(dtype, packing, batch, minor, bl
     for depth, width in ((units, 4 * units), (4 * units, units)):  # forward, backward
         assert lstm_kernels.step_gemm(batch, depth, width) == (minor, blocks)
     with contextlib.nullcontext() if packing else never_packed():
-        assert lstm_kernels.packed(np.float32, batch, units, units) == packing
+        assert lstm_kernels.packing(np.float32, batch, units, units) == packing
         for options in ({}, {"peephole": True, "layer_norm": True, "recurrent_bias": True}):
             cell = LSTMCell(units, input_size=input_size, dtype=dtype, **options)
             problem = make_problem(
@@ -129,11 +129,11 @@ def test_packed_layouts_hold_u_packed_per_gate_or_whole(norm):
     *_, work_layout, _ = lstm_kernels._backward_shape(
         batch, 5, 3, hidden, rec, norm, False, (True,) * 15, True, True)
     assert work_layout[-1, 1] == lstm_kernels._mkl.packed_size(batch, rec, 4 * hidden) > 0
-    assert lstm_kernels.packed(np.float32, batch, rec, hidden)
-    assert not lstm_kernels.packed(np.float64, batch, rec, hidden)
-    assert not lstm_kernels.packed(np.float32, 1, rec, hidden)
+    assert lstm_kernels.packing(np.float32, batch, rec, hidden)
+    assert not lstm_kernels.packing(np.float64, batch, rec, hidden)
+    assert not lstm_kernels.packing(np.float32, 1, rec, hidden)
     # the large size's step GEMM runs faster on OpenBLAS
-    assert not lstm_kernels.packed(np.float32, 64, 512, 512)
+    assert not lstm_kernels.packing(np.float32, 64, 512, 512)
 
 
 @pytest.mark.parametrize(("batch", "units", "plan"), [(1, 512, (True, 1)), (2, 512, (False, 4))])
@@ -259,7 +259,7 @@ def test_no_result_reads_memory_the_loops_did_not_write(monkeypatch, batch, opti
 def test_packed_step_of_the_default_cell_matches_reference(options, mask_kind):
     """The default tanh/sigmoid cell (gate-major, U packed per gate), which the property test
     above draws rarely, in float32 at B=3."""
-    assert lstm_kernels.packed(np.float32, 3, 6, 6)
+    assert lstm_kernels.packing(np.float32, 3, 6, 6)
     cell = LSTMCell(6, input_size=4, dtype=torch.float32, **options)
     problem = make_problem(
         cell, batch=3, steps=6, mask_kind=mask_kind, recurrent=True, zero_output=False, seed=13

@@ -51,21 +51,23 @@ def test_switched_off_by_the_environment(monkeypatch):
 
 def test_without_mkl_the_loops_link_and_run_their_openblas_paths():
     """In a process without MKL the loops' compiled code still links (its symbols point at a
-    stub) and the LSTM matches the reference, on OpenBLAS."""
+    stub), no family packs, and each matches the reference, on OpenBLAS."""
     script = (
         "import numpy, torch, rnnkit.nn as rnn\n"
-        "from rnnkit.kernels import _mkl, lstm\n"
-        "assert not _mkl.available() and not lstm.packed(numpy.float32, 3, 8, 8)\n"
-        "torch.manual_seed(0)\n"
-        "fused = rnn.LSTM(4, 8, batch_first=True, backend='fused')\n"
-        "reference = rnn.LSTM(4, 8, batch_first=True, backend='reference')\n"
-        "reference.load_state_dict(fused.state_dict())\n"
-        "x = torch.randn(3, 5, 4)\n"
-        "for module in (fused, reference):\n"
-        "    module(x)[0].square().sum().backward()\n"
-        "assert torch.allclose(fused(x)[0], reference(x)[0], atol=1e-6)\n"
-        "for a, b in zip(fused.parameters(), reference.parameters()):\n"
-        "    assert torch.allclose(a.grad, b.grad, atol=1e-5), (a.grad - b.grad).abs().max()\n"
+        "from rnnkit.kernels import _mkl, gru, lstm, rnn as simple\n"
+        "assert not _mkl.available() and not lstm.packing(numpy.float32, 3, 8, 8)\n"
+        "assert not gru.packing(numpy.float32, 3, 8) and not simple.packing(numpy.float32, 3, 8)\n"
+        "for layer in (rnn.LSTM, rnn.GRU, rnn.RNN):\n"
+        "    torch.manual_seed(0)\n"
+        "    fused = layer(4, 8, batch_first=True, backend='fused')\n"
+        "    reference = layer(4, 8, batch_first=True, backend='reference')\n"
+        "    reference.load_state_dict(fused.state_dict())\n"
+        "    x = torch.randn(3, 5, 4)\n"
+        "    for module in (fused, reference):\n"
+        "        module(x)[0].square().sum().backward()\n"
+        "    assert torch.allclose(fused(x)[0], reference(x)[0], atol=1e-6)\n"
+        "    for a, b in zip(fused.parameters(), reference.parameters()):\n"
+        "        assert torch.allclose(a.grad, b.grad, atol=1e-5), (a.grad - b.grad).abs().max()\n"
         "print('ok')\n"
     )
     environment = {**os.environ, "RNNKIT_MKL": "0"}

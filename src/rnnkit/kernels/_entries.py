@@ -86,62 +86,49 @@ def array3(a, k, like):
     return carray(_pointer(a[i]), (a[i + 1], a[i + 2], a[i + 3]), like.dtype)
 
 
-@jit
-def split_columns(matrix, blocks):
-    """:func:`rnnkit.kernels._rows.split_columns`, compiled."""
-    depth, width = matrix.shape
-    if blocks == 1:
-        return np.empty((0, depth, width), matrix.dtype)
-    part = width // blocks
-    out = np.empty((blocks, depth, part), matrix.dtype)
-    for k in range(blocks):
-        out[k] = matrix[:, k * part : (k + 1) * part]
-    return out
-
-
 # -- SimpleRNN -------------------------------------------------------------------------------
 @jit
 def rnn_forward_entry(a, like):
     """Scalars ``zero_output, act, chunk``; arrays ``x, h0, w_ih, w_hh, b_ih, b_hh, keep,
-    recurrent, outputs, h_final, x_t, new, h_all, h_rec_all, sync`` (see :func:`rnn_recipe`)."""
-    w_hh = array2(a, 3, like)
-    rnn_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T,
-                np.ascontiguousarray(w_hh.T), array1(a, 4, like), array1(a, 5, like),
-                array2(a, 6, BOOL), array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1),
-                array3(a, 8, like), array2(a, 9, like), array3(a, 10, like), array3(a, 11, like),
-                array3(a, 12, like), array3(a, 13, like), scalar(a, 2), array1(a, 14, I64))
+    recurrent, outputs, h_final, x_t, new, h_all, h_rec_all, packed, sync`` (see
+    :func:`rnn_recipe`)."""
+    rnn_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T, array2(a, 3, like),
+                array1(a, 4, like), array1(a, 5, like), array2(a, 6, BOOL), array2(a, 7, like),
+                scalar(a, 0) != 0, scalar(a, 1), array3(a, 8, like), array2(a, 9, like),
+                array3(a, 10, like), array3(a, 11, like), array3(a, 12, like),
+                array3(a, 13, like), array2(a, 14, like), scalar(a, 2), array1(a, 15, I64))
 
 
 @jit
 def rnn_forward_companion_entry(a, like):
     """The forward's companion, on the forward entry's block."""
     project_in_chunks(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
-                      array3(a, 11, like), scalar(a, 2), array1(a, 14, I64))
+                      array3(a, 11, like), scalar(a, 2), array1(a, 15, I64))
 
 
 @jit
 def rnn_backward_entry(a, like):
     """Scalars ``zero_output, act, chunk``; arrays ``d_outputs, d_h, x_t, new, h_all, h_rec_all,
-    w_ih, w_hh, keep, recurrent, need, d_pre, both, result, d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih,
-    d_b_hh, sync``."""
+    packed, w_ih, w_hh, keep, recurrent, need, d_pre, both, result, d_x_t, d_x, d_w_ih, d_w_hh,
+    d_b_ih, d_b_hh, sync``."""
     rnn_backward(array3(a, 0, like), array2(a, 1, like), array3(a, 2, like), array3(a, 3, like),
                  array3(a, 4, like), array3(a, 5, like), array2(a, 6, like), array2(a, 7, like),
-                 array2(a, 8, BOOL), array2(a, 9, like), scalar(a, 0) != 0, scalar(a, 1),
-                 array1(a, 10, BOOL), array3(a, 11, like), array2(a, 12, like),
-                 array2(a, 13, like), array3(a, 14, like), array3(a, 15, like),
-                 array2(a, 16, like), array2(a, 17, like), array1(a, 18, like),
-                 array1(a, 19, like), scalar(a, 2), array1(a, 20, I64))
+                 array2(a, 8, like), array2(a, 9, BOOL), array2(a, 10, like), scalar(a, 0) != 0,
+                 scalar(a, 1), array1(a, 11, BOOL), array3(a, 12, like), array2(a, 13, like),
+                 array2(a, 14, like), array3(a, 15, like), array3(a, 16, like),
+                 array2(a, 17, like), array2(a, 18, like), array1(a, 19, like),
+                 array1(a, 20, like), scalar(a, 2), array1(a, 21, I64))
 
 
 @jit
 def rnn_backward_companion_entry(a, like):
     """The backward's companion, on the backward entry's block."""
-    rnn_backward_weights(array3(a, 11, like), array3(a, 2, like), array3(a, 4, like),
-                         array3(a, 5, like), array2(a, 9, like).size > 0, array2(a, 6, like),
-                         array1(a, 10, BOOL), array2(a, 12, like), array2(a, 13, like),
-                         array3(a, 14, like), array3(a, 15, like), array2(a, 16, like),
-                         array2(a, 17, like), array1(a, 18, like), array1(a, 19, like),
-                         scalar(a, 2), array1(a, 20, I64))
+    rnn_backward_weights(array3(a, 12, like), array3(a, 2, like), array3(a, 4, like),
+                         array3(a, 5, like), array2(a, 10, like).size > 0, array2(a, 7, like),
+                         array1(a, 11, BOOL), array2(a, 13, like), array2(a, 14, like),
+                         array3(a, 15, like), array3(a, 16, like), array2(a, 17, like),
+                         array2(a, 18, like), array1(a, 19, like), array1(a, 20, like),
+                         scalar(a, 2), array1(a, 21, I64))
 
 
 def _weights(arguments: Arguments, kernel, shapes) -> None:
@@ -260,9 +247,10 @@ def rnn_recipe(kernel, call):
     def backward_shape(needs):
         return rnn_arrays._backward_shape(batch, steps, features, hidden, needs)
 
+    packs = rnn_arrays.packing(NUMPY_DTYPES[kernel.dtype], batch, hidden)
     return *_one_state_recipe(kernel, call, (scalars, scalars),
                               rnn_arrays.saved_shapes(batch, steps, features, hidden,
-                                                      call.dropped),
+                                                      call.dropped, packs),
                               backward_shape), chunk > 0
 
 
@@ -280,51 +268,49 @@ def _gru_blocks(w_hh, reset_after):
 def gru_forward_entry(a, like):
     """Scalars ``zero_output, act, rec_act, reset_after, blocks, chunk``; arrays ``x, h0, w_ih,
     w_hh, b_ih, b_hh, keep, recurrent, outputs, h_final, x_t, gates, aux, h_all, h_rec_all,
-    sync``."""
+    packed, sync``."""
     first, n_block = _gru_blocks(array2(a, 3, like), scalar(a, 3) != 0)
-    first_t = np.ascontiguousarray(first.T)
-    gru_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T, first_t,
-                split_columns(first_t, scalar(a, 4)), np.ascontiguousarray(n_block.T),
-                array1(a, 4, like), array1(a, 5, like), scalar(a, 3) != 0, array2(a, 6, BOOL),
-                array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1), scalar(a, 2),
-                array3(a, 8, like), array2(a, 9, like), array3(a, 10, like), array3(a, 11, like),
-                array3(a, 12, like), array3(a, 13, like), array3(a, 14, like), scalar(a, 5),
-                array1(a, 15, I64))
+    gru_forward(array3(a, 0, like), array2(a, 1, like), array2(a, 2, like).T, first, n_block,
+                scalar(a, 4), array1(a, 4, like), array1(a, 5, like), scalar(a, 3) != 0,
+                array2(a, 6, BOOL), array2(a, 7, like), scalar(a, 0) != 0, scalar(a, 1),
+                scalar(a, 2), array3(a, 8, like), array2(a, 9, like), array3(a, 10, like),
+                array3(a, 11, like), array3(a, 12, like), array3(a, 13, like),
+                array3(a, 14, like), array2(a, 15, like), scalar(a, 5), array1(a, 16, I64))
 
 
 @jit
 def gru_forward_companion_entry(a, like):
     """The forward's companion, on the forward entry's block."""
     project_in_chunks(array3(a, 0, like), array2(a, 2, like).T, array3(a, 10, like),
-                      array3(a, 11, like), scalar(a, 5), array1(a, 15, I64))
+                      array3(a, 11, like), scalar(a, 5), array1(a, 16, I64))
 
 
 @jit
 def gru_backward_entry(a, like):
     """Scalars ``zero_output, act, rec_act, reset_after, blocks, chunk``; arrays ``d_outputs,
-    d_h, x_t, gates, aux, h_all, h_rec_all, w_ih, w_hh, keep, recurrent, need, d_pre, d_proj,
-    d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, sync``."""
+    d_h, x_t, gates, aux, h_all, h_rec_all, packed, w_ih, w_hh, keep, recurrent, need, d_pre,
+    d_proj, d_x_t, d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, sync``."""
     reset_after = scalar(a, 3) != 0
-    first, n_block = _gru_blocks(array2(a, 8, like), reset_after)
+    first, n_block = _gru_blocks(array2(a, 9, like), reset_after)
     gru_backward(array3(a, 0, like), array2(a, 1, like), array3(a, 2, like), array3(a, 3, like),
                  array3(a, 4, like), array3(a, 5, like), array3(a, 6, like), array2(a, 7, like),
-                 first, split_columns(first, scalar(a, 4)), n_block, reset_after,
-                 array2(a, 9, BOOL), array2(a, 10, like), scalar(a, 0) != 0, scalar(a, 1),
-                 scalar(a, 2), array1(a, 11, BOOL), array3(a, 12, like), array3(a, 13, like),
-                 array3(a, 14, like), array3(a, 15, like), array2(a, 16, like),
-                 array2(a, 17, like), array1(a, 18, like), array1(a, 19, like), scalar(a, 5),
-                 array1(a, 20, I64))
+                 array2(a, 8, like), first, n_block, scalar(a, 4), reset_after,
+                 array2(a, 10, BOOL), array2(a, 11, like), scalar(a, 0) != 0, scalar(a, 1),
+                 scalar(a, 2), array1(a, 12, BOOL), array3(a, 13, like), array3(a, 14, like),
+                 array3(a, 15, like), array3(a, 16, like), array2(a, 17, like),
+                 array2(a, 18, like), array1(a, 19, like), array1(a, 20, like), scalar(a, 5),
+                 array1(a, 21, I64))
 
 
 @jit
 def gru_backward_companion_entry(a, like):
     """The backward's companion, on the backward entry's block."""
     gru_backward_weights(array3(a, 2, like), array3(a, 4, like), array3(a, 5, like),
-                         array3(a, 6, like), array2(a, 10, like).size > 0, array2(a, 7, like),
-                         scalar(a, 3) != 0, array1(a, 11, BOOL), array3(a, 12, like),
-                         array3(a, 13, like), array3(a, 14, like), array3(a, 15, like),
-                         array2(a, 16, like), array2(a, 17, like), array1(a, 18, like),
-                         array1(a, 19, like), scalar(a, 5), array1(a, 20, I64))
+                         array3(a, 6, like), array2(a, 11, like).size > 0, array2(a, 8, like),
+                         scalar(a, 3) != 0, array1(a, 12, BOOL), array3(a, 13, like),
+                         array3(a, 14, like), array3(a, 15, like), array3(a, 16, like),
+                         array2(a, 17, like), array2(a, 18, like), array1(a, 19, like),
+                         array1(a, 20, like), scalar(a, 5), array1(a, 21, I64))
 
 
 def gru_recipe(kernel, call):
@@ -345,9 +331,10 @@ def gru_recipe(kernel, call):
     def backward_shape(needs):
         return gru_arrays._backward_shape(batch, steps, features, hidden, width, needs)[:3]
 
+    packs = gru_arrays.packing(NUMPY_DTYPES[kernel.dtype], batch, hidden)
     return *_one_state_recipe(kernel, call, (forward_scalars, backward_scalars),
                               gru_arrays.saved_shapes(batch, steps, features, hidden,
-                                                      call.dropped),
+                                                      call.dropped, reset_after, packs),
                               backward_shape), chunk > 0
 
 
@@ -419,7 +406,7 @@ def lstm_recipe(kernel, call):
     act, rec_act = kernel.codes
     norm = bool(spec.layer_norm)
     gate_major = lstm_arrays.gate_major(kernel.codes)
-    packed = lstm_arrays.packed(dtype, batch, rec, hidden)
+    packed = lstm_arrays.packing(dtype, batch, rec, hidden)
     size, layout, minor = lstm_arrays._forward_shape(
         batch, steps, features, hidden, rec, norm, call.dropped, proj, gate_major, packed)
     ln_shapes = ((four_h,),) * 4 + ((hidden,),) * 2

@@ -351,9 +351,10 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
         copy(c0[b], c_all[0, b])
     # U ĥ per gate (see gate_major_step): lstm.py's _forward_shape asks for the four gates'
     # column blocks, whose products are then the gates' own
-    if (gate_major and not norm and not batch_minor and packed.shape[1] == 0
+    if (gate_major and not norm and not batch_minor and not packs
             and weight_hh_t_blocks.shape[0] != 4):
         raise ValueError("weight_hh_t_blocks: the gate-major cell takes U^T in 4 column blocks")
+    per_gate = batch_minor or packs
     for t in range(steps):
         if chunk > 0 and t % chunk == 0:
             wait_for(sync, 0, t // chunk + 1)
@@ -364,7 +365,6 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
                 for j in range(rec):
                     h_rec[b, j] = h_all[t, b, j] * recurrent_mask[b, j]
         if gate_major and not norm:
-            per_gate = batch_minor or packed.shape[1] > 0
             gate_major_step(t, steps, h_rec, weight_hh, weight_hh_t, weight_hh_t_blocks,
                              batch_minor, packed, keep, gm, peep_rows,
                              product.reshape(4, batch, hidden) if per_gate else product_blocks,
@@ -587,8 +587,9 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
     if weight_hh_t.shape[0] > 0:
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh, weight_hh_blocks)
-    threads = serial() if packed.size > 0 else 0
-    if packed.size > 0:
+    packs = packed.size > 0
+    threads = serial() if packs else 0
+    if packs:
         pack(weight_hh, packed)
     steps, batch, four_h = gates.shape
     hidden = four_h // 4
@@ -647,21 +648,20 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
                 layer_norm_row_backward(dg_t[b], h_hat[t, b], rstd[t, b, 0], ln_hh_weight,
                                         d_proj[t, b], d_ln[2], d_ln[3])
         d_product = d_proj[t] if norm else dg_t  # (B, 4H): d(U ĥ)
-        if packed.size > 0:
-            packed_product(d_product, packed, d_rec)
-            masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
-        elif batch_minor:
+        if batch_minor:  # never packed (see lstm._backward_shape)
             np.dot(weight_hh_t, d_product.T, d_rec_t)
             masked_state_grad(d_rec_t.T, recurrent_mask, t, keep, d_h)
         else:
-            if weight_hh_blocks.shape[0] == 0:
+            if packs:
+                packed_product(d_product, packed, d_rec)
+            elif weight_hh_blocks.shape[0] == 0:
                 np.dot(d_product, weight_hh, d_rec)
             else:
                 dot_column_blocks(d_product, weight_hh_blocks, rec_blocks, d_rec)
             masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
         if chunk > 0 and t % chunk == 0:  # the chunk's gate gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
-    if packed.size > 0:
+    if packs:
         restore(threads)
     for g in range(d_peep_rows.shape[0]):  # the gate-major pass's per-row peephole gradients
         for b in range(batch):

@@ -290,14 +290,19 @@ def column_blocks(rows: int, depth: int, width: int) -> int:
     return 1
 
 
-def split_columns(matrix: np.ndarray, blocks: int) -> np.ndarray:
+@jit
+def split_columns(matrix, blocks):
     """``matrix (K, N)`` as ``(blocks, K, N / blocks)``, its column blocks each C-contiguous, for
     :func:`dot_column_blocks`; for one block an empty ``(0, K, N)`` array (``matrix`` is used
     whole, in one GEMM)."""
     depth, width = matrix.shape
     if blocks == 1:
         return np.empty((0, depth, width), matrix.dtype)
-    return np.ascontiguousarray(matrix.reshape(depth, blocks, width // blocks).transpose(1, 0, 2))
+    part = width // blocks
+    out = np.empty((blocks, depth, part), matrix.dtype)
+    for k in range(blocks):
+        out[k] = matrix[:, k * part : (k + 1) * part]
+    return out
 
 
 @jit

@@ -9,8 +9,10 @@ With ``x̂_t = W x_t + b_ih`` (plus the parts of ``b_hh`` that add straight to i
     h_t = z_t ⊙ h_{t-1} + (1 - z_t) ⊙ n_t
 
 The forward is one compiled call: ``x̂`` for all steps as one GEMM, then per step the recurrent
-GEMM (two when the reset gate comes first) and one fused elementwise pass. The backward is one
-compiled call too, ending with one GEMM per weight gradient; its ``(T, B, 3H)`` work arrays are
+GEMM (two when the reset gate comes first) and one fused elementwise pass. In float32 at B > 1 the
+step GEMMs of both passes run on their weights packed once per call, where MKL is found
+(:mod:`rnnkit.kernels._mkl`). The backward is one compiled call too, ending with one GEMM per
+weight gradient; its ``(T, B, 3H)`` work arrays are
 kept between calls (fresh memory that size costs a page fault per 4 kB on every call). The
 ``autograd.Function`` of :mod:`rnnkit.kernels.fused` drives them through this module's
 array-level interface.
@@ -22,14 +24,15 @@ import functools
 
 import numpy as np
 
+from rnnkit.kernels import _mkl
 from rnnkit.kernels._common import (
     Plan,
     arrays_of,
     gate_gradient_shapes,
     recycled,
-    transposed,
     workspace,
 )
+from rnnkit.kernels._mkl import pack, pack_transposed, packed_product, restore, serial
 from rnnkit.kernels._numba import (
     ONE_32,
     SIGMOID,
@@ -128,18 +131,43 @@ def _candidate_before(n_pre, bias, h_prev, act, gates, h_new):
 
 
 @jit
-def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_hh, reset_after,
-                keep, recurrent_mask, zero_output, act, rec_act, outputs, h_final, x_t, gates,
-                aux, h_all, h_rec_all, chunk, sync):
+def _step_weights(first, n_block, reset_after, blocks, packed, transpose):
+    """What the step GEMMs multiply by: ``first`` (and, reset-before, ``n_block``) packed into
+    ``packed``'s rows when it has columns, as ``B^T`` for the forward (``transpose``) or as
+    stored for the backward, with empty arrays returned; else ``(first', first' in ``blocks``
+    column blocks or empty, n_block')``, each ``'`` a transposed copy for the forward."""
+    if packed.shape[1] > 0:
+        if transpose:
+            pack_transposed(first, packed[0])
+            if not reset_after:
+                pack_transposed(n_block, packed[1])
+        else:
+            pack(first, packed[0])
+            if not reset_after:
+                pack(n_block, packed[1])
+        none = np.empty((0, 0), first.dtype)
+        return none, np.empty((0, 0, 0), first.dtype), none
+    if transpose:
+        first_t = np.ascontiguousarray(first.T)
+        return first_t, split_columns(first_t, blocks), np.ascontiguousarray(n_block.T)
+    return first, split_columns(first, blocks), n_block
+
+
+@jit
+def gru_forward(x, h0, weight_ih_t, first, n_block, blocks, bias_ih, bias_hh, reset_after, keep,
+                recurrent_mask, zero_output, act, rec_act, outputs, h_final, x_t, gates, aux,
+                h_all, h_rec_all, packed, chunk, sync):
     """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
 
-    ``first_t`` is ``U^T (H, 3H)`` when ``reset_after``, else ``U_rz^T (H, 2H)`` with
-    ``n_t = U_n^T (H, H)``; ``first_t_blocks`` is ``first_t`` in column blocks or empty (see
-    :func:`~rnnkit.kernels._rows.column_blocks`). Fills ``outputs (B, T, H)``, ``h_final`` and,
-    for the backward pass, ``x_t (T, B, I)``, ``gates (T, B, 3H)`` (activated ``r, z, n``),
-    ``aux (T, B, H)`` (``U_n ĥ + b_hn`` if ``reset_after``, else ``r ⊙ ĥ``), the carried
-    ``h_all (T+1, B, H)`` and, with a recurrent mask, ``h_rec_all (T, B, H)``. With a ``chunk``,
-    the companion (:func:`~rnnkit.kernels._sync.project_in_chunks`) projects the inputs.
+    ``first`` is ``U (3H, H)`` when ``reset_after``, else ``U_rz (2H, H)`` with ``n_block =
+    U_n (H, H)``, as stored (C-contiguous). Each step's product by ``first^T`` runs on it packed
+    into ``packed (1 or 2, P)`` where that has columns (:func:`packing`), else on a transposed
+    copy in ``blocks`` column blocks (see :func:`~rnnkit.kernels._rows.column_blocks`). Fills
+    ``outputs (B, T, H)``, ``h_final`` and, for the backward pass, ``x_t (T, B, I)``, ``gates
+    (T, B, 3H)`` (activated ``r, z, n``), ``aux (T, B, H)`` (``U_n ĥ + b_hn`` if
+    ``reset_after``, else ``r ⊙ ĥ``), the carried ``h_all (T+1, B, H)`` and, with a recurrent
+    mask, ``h_rec_all (T, B, H)``. With a ``chunk``, the companion
+    (:func:`~rnnkit.kernels._sync.project_in_chunks`) projects the inputs.
     """
     batch, steps, features = x.shape
     hidden = h0.shape[1]
@@ -159,7 +187,11 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
             bias_n += bias_hh[two_h:]
     for b in range(batch):
         copy(h0[b], h_all[0, b])
-    product = np.empty((batch, first_t.shape[1]), x.dtype)  # U ĥ
+    packs = packed.shape[1] > 0
+    threads = serial() if packs else 0
+    first_t, first_t_blocks, n_t = _step_weights(first, n_block, reset_after, blocks, packed,
+                                                 True)
+    product = np.empty((batch, first.shape[0]), x.dtype)  # U ĥ
     product_blocks = np.empty((first_t_blocks.shape[0], batch, first_t_blocks.shape[2]), x.dtype)
     h_new = np.empty_like(h0)
     n_pre = np.empty_like(h0)
@@ -167,7 +199,9 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
         if chunk > 0 and t % chunk == 0:
             wait_for(sync, 0, t // chunk + 1)
         h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
-        if first_t_blocks.shape[0] == 0:
+        if packs:
+            packed_product(h_rec, packed[0], product)
+        elif first_t_blocks.shape[0] == 0:
             np.dot(h_rec, first_t, product)
         else:
             dot_column_blocks(h_rec, first_t_blocks, product_blocks, product)
@@ -177,9 +211,14 @@ def gru_forward(x, h0, weight_ih_t, first_t, first_t_blocks, n_t, bias_ih, bias_
                            aux[t, b], h_new[b])
         else:
             _reset_gates_before(product, bias, h_rec, rec_act, gates[t], aux[t])
-            np.dot(aux[t], n_t, n_pre)
+            if packs:
+                packed_product(aux[t], packed[1], n_pre)
+            else:
+                np.dot(aux[t], n_t, n_pre)
             _candidate_before(n_pre, bias, h_all[t], act, gates[t], h_new)
         emit_outputs(outputs, h_all, h_new, t, keep, zero_output)
+    if packs:
+        restore(threads)
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
 
@@ -227,13 +266,14 @@ def _reset_grads_before(d_reset_h, gates, h_rec, rec_act, d_pre, d_proj):
 
 
 @jit
-def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, first,
-                 first_blocks, n_block, reset_after, keep, recurrent_mask, zero_output, act,
-                 rec_act, need, d_pre, d_proj, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
-                 d_bias_hh, chunk, sync):
-    """Backpropagate through time. ``first`` and ``n_block`` are ``gru_forward``'s untransposed.
+def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, packed, weight_ih, first,
+                 n_block, blocks, reset_after, keep, recurrent_mask, zero_output, act, rec_act,
+                 need, d_pre, d_proj, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh,
+                 chunk, sync):
+    """Backpropagate through time. ``first`` and ``n_block`` are ``gru_forward``'s.
 
-    ``first_blocks`` is ``first`` in column blocks or empty (see
+    The step products by them run on them packed into the forward's ``packed`` buffer where it
+    has columns, else on ``first`` in ``blocks`` column blocks (see
     :func:`~rnnkit.kernels._rows.column_blocks`). ``d_h`` holds the final state's gradient on
     entry and the initial state's on exit. ``need`` flags ``(dX, dW_ih, dW_hh, db_ih, db_hh)``;
     the arrays of unneeded gradients may be empty. ``d_pre (T, B, 3H)``, ``d_proj (T, B, width)``
@@ -244,6 +284,10 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, f
     steps, batch, three_h = gates.shape
     hidden = three_h // 3
     two_h = 2 * hidden
+    packs = packed.shape[1] > 0
+    threads = serial() if packs else 0
+    first, first_blocks, n_block = _step_weights(first, n_block, reset_after, blocks, packed,
+                                                 False)
     rec_blocks = np.empty((first_blocks.shape[0], batch, first_blocks.shape[2]), d_h.dtype)
     carry = np.zeros_like(d_h)
     d_new = np.empty_like(d_h)
@@ -259,9 +303,14 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, f
         if not reset_after:
             for b in range(batch):
                 copy(d_pre[t, b, two_h:], d_n[b])
-            np.dot(d_n, n_block, d_reset_h)
+            if packs:
+                packed_product(d_n, packed[1], d_reset_h)
+            else:
+                np.dot(d_n, n_block, d_reset_h)
             _reset_grads_before(d_reset_h, gates[t], h_rec, rec_act, d_pre[t], d_proj[t])
-        if first_blocks.shape[0] == 0:
+        if packs:
+            packed_product(d_proj[t], packed[0], d_rec)
+        elif first_blocks.shape[0] == 0:
             np.dot(d_proj[t], first, d_rec)
         else:
             dot_column_blocks(d_proj[t], first_blocks, rec_blocks, d_rec)
@@ -276,6 +325,8 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, weight_ih, f
                     d_h[b, j] += d_new[b, j] * gates[t, b, hidden + j]
         if chunk > 0 and t % chunk == 0:  # the chunk's gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
+    if packs:
+        restore(threads)
     if chunk == 0:
         gru_step_gradients(x_t, aux, h_all, h_rec_all, recurrent_mask.size > 0, weight_ih,
                            reset_after, need, d_pre, d_proj, d_x_t, d_x, d_weight_ih,
@@ -340,11 +391,25 @@ def _recurrent_blocks(weight_hh: np.ndarray, reset_after: bool):
     return weight_hh[: 2 * hidden], weight_hh[2 * hidden :]
 
 
-def saved_shapes(batch, steps, features, hidden, masked) -> tuple:
-    """The shapes of the forward's saved arrays ``x_t, gates, aux, h_all, h_rec_all`` (see
-    :func:`gru_forward`; ``h_rec_all`` is empty without a recurrent mask)."""
+def packing(dtype, batch: int, hidden: int) -> bool:
+    """Whether the step GEMMs run on the recurrent weights packed once per call (see
+    :func:`rnnkit.kernels._mkl.worthwhile`)."""
+    return _mkl.worthwhile(dtype, batch, batch * hidden * 3 * hidden)
+
+
+def saved_shapes(batch, steps, features, hidden, masked, reset_after, packs) -> tuple:
+    """The shapes of the forward's saved arrays ``x_t, gates, aux, h_all, h_rec_all, packed`` (see
+    :func:`gru_forward`; ``h_rec_all`` is empty without a recurrent mask, ``packed`` without
+    ``packs``). ``packed`` has a row per step GEMM (``U``, or ``U_rz`` and ``U_n``), each with
+    room for its weight packed for the forward or, later, for the backward."""
+    width = 3 * hidden if reset_after else 2 * hidden
+    room = 0
+    if packs:
+        room = max(_mkl.packed_size(batch, width, hidden), _mkl.packed_size(batch, hidden, width),
+                   _mkl.packed_size(batch, hidden, hidden))
     return ((steps, batch, features), (steps, batch, 3 * hidden), (steps, batch, hidden),
-            (steps + 1, batch, hidden), (steps if masked else 0, batch, hidden))
+            (steps + 1, batch, hidden), (steps if masked else 0, batch, hidden),
+            (1 if reset_after else 2, room))
 
 
 def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
@@ -354,19 +419,19 @@ def gru_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     hidden, dtype = h0_.shape[1], x_.dtype
     reset_after = bool(plan.spec.reset_after)
     first, n_block = _recurrent_blocks(w_hh, reset_after)
-    first_t = transposed(first)
-    first_t_blocks = split_columns(first_t, column_blocks(batch, hidden, first_t.shape[1]))
     outputs = recycled((batch, steps, hidden), dtype)
     h_final = np.empty((batch, hidden), dtype)
-    shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0)
+    shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0, reset_after,
+                          packing(dtype, batch, hidden))
     saved = tuple(recycled(shape, dtype) for shape in shapes)
     # Here the companion runs first, then the recurrence; the native call runs them at once.
     sync = np.zeros(1, np.int64)
     if plan.chunk > 0:
         project_in_chunks(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
-    gru_forward(x_, h0_, w_ih.T, first_t, first_t_blocks, transposed(n_block), b_ih, b_hh,
-                reset_after, plan.keep, plan.recurrent, plan.zero_output, plan.activation,
-                plan.recurrent_activation, outputs, h_final, *saved, plan.chunk, sync)
+    gru_forward(x_, h0_, w_ih.T, first, n_block, column_blocks(batch, hidden, first.shape[0]),
+                b_ih, b_hh, reset_after, plan.keep, plan.recurrent, plan.zero_output,
+                plan.activation, plan.recurrent_activation, outputs, h_final, *saved, plan.chunk,
+                sync)
     return outputs, h_final, saved, (first, n_block)
 
 
@@ -425,12 +490,11 @@ def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
     works = tuple(map(workspace, WORK_NAMES, work, (dtype,) * 3))
     gradients = (d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh)
     sync = np.zeros(1, np.int64)
-    gru_backward(d_outputs, d_h, *loop_saved, weight_ih, first, split_columns(first, blocks),
-                 n_block, reset_after, plan.keep, plan.recurrent, plan.zero_output,
-                 plan.activation, plan.recurrent_activation, need, *works, *gradients,
-                 plan.chunk, sync)
+    gru_backward(d_outputs, d_h, *loop_saved, weight_ih, first, n_block, blocks, reset_after,
+                 plan.keep, plan.recurrent, plan.zero_output, plan.activation,
+                 plan.recurrent_activation, need, *works, *gradients, plan.chunk, sync)
     if plan.chunk > 0:  # the companion, after the recurrence here (at once in the native call)
-        x_t, _, aux, h_all, h_rec_all = loop_saved
+        x_t, _, aux, h_all, h_rec_all, _ = loop_saved
         gru_backward_weights(x_t, aux, h_all, h_rec_all, plan.recurrent.size > 0, weight_ih,
                              reset_after, need, *works, *gradients, plan.chunk, sync)
     return d_x, d_h, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh

@@ -71,18 +71,10 @@ def step_gemm(batch: int, depth: int, width: int) -> tuple[bool, int]:
     return blocks == 1 and batch * depth * width >= BATCH_MINOR_MIN_MACS, blocks
 
 
-# Step GEMMs up to this many multiply-adds run on U packed (see packed): at B=32, H=128 (2^21) the
-# packed product took 67 against 88 us, at B=64, H=512 (2^26) 2.4 against 1.5 ms on OpenBLAS
-# (measured on one thread), and with two threads the large LSTM fell from 1.22x to 0.85x nn.LSTM.
-PACKED_MAX_MACS = 1 << 22
-
-
-def packed(dtype, batch: int, rec: int, hidden: int) -> bool:
-    """Whether the step GEMMs ``(B, R) @ (R, 4H)`` run on U packed once per call (:mod:`rnnkit.
-    kernels._mkl`): float32, B > 1 (a matrix-vector product is faster on OpenBLAS), at most
-    :data:`PACKED_MAX_MACS`, and MKL found."""
-    return (1 < batch and batch * rec * 4 * hidden <= PACKED_MAX_MACS
-            and np.dtype(dtype) == np.float32 and _mkl.available())
+def packing(dtype, batch: int, rec: int, hidden: int) -> bool:
+    """Whether the step GEMMs ``(B, R) @ (R, 4H)`` run on U packed once per call (see
+    :func:`rnnkit.kernels._mkl.worthwhile`)."""
+    return _mkl.worthwhile(dtype, batch, batch * rec * 4 * hidden)
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,7 +90,7 @@ def _forward_shape(batch, steps, features, hidden, rec, norm, masked, proj, gate
     per gate without layer norm, so its blocks are then the four gates' whenever it is not
     batch-minor and B > 1; with layer norm the product is row-major, for LN_hh's rows.
 
-    ``packed`` (see :func:`packed`) runs each step's product on U packed once (per gate for the
+    ``packed`` (see :func:`packing`) runs each step's product on U packed once (per gate for the
     gate-major cell, else whole) and needs neither ``U^T`` nor its blocks.
     """
     four_h = 4 * hidden
@@ -218,7 +210,7 @@ def lstm_forward_arrays(plan: Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, pee
     size, layout, minor = _forward_shape(
         batch, steps, features, hidden, rec, norm, plan.recurrent.size > 0, w_hr.shape[0] > 0,
         gate_major((plan.activation, plan.recurrent_activation)),
-        packed(dtype, batch, rec, hidden),
+        packing(dtype, batch, rec, hidden),
     )
     outputs = recycled((batch, steps, rec), dtype)
     h_final, c_final = np.empty((batch, rec), dtype), np.empty((batch, hidden), dtype)
@@ -254,7 +246,7 @@ def lstm_backward_arrays(plan: Plan, saved, arrays, d_outputs, d_h_final, d_c_fi
     shapes, need, size, layout, minor = _backward_shape(
         batch, steps, features, hidden, h0.shape[1], norm, w_hr.shape[0] > 0, tuple(needs),
         gate_major((plan.activation, plan.recurrent_activation)),
-        packed(dtype, batch, h0.shape[1], hidden),
+        packing(dtype, batch, h0.shape[1], hidden),
     )
     d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr = (np.empty(shape, dtype) for shape in shapes)
     d_h = np.array(d_h_final, dtype, order="C")  # copies: filled in place

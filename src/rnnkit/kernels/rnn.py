@@ -6,8 +6,10 @@ The forward is one compiled call: ``W x + b`` for all steps as one GEMM, then pe
 ``U ĥ`` and the activation. The backward is one compiled call too: the steps in reverse give the
 pre-activation gradients of all steps, from which ``dX``, ``dW``, ``dU`` and the biases are one
 GEMM (or sum) each; the backward's work arrays are kept between calls (fresh memory that size
-costs a page fault per 4 kB on every call). The ``autograd.Function`` of
-:mod:`rnnkit.kernels.fused` drives them through this module's array-level interface.
+costs a page fault per 4 kB on every call). In float32 at B > 1 the step GEMMs of both passes
+run on ``U`` packed once per call, where MKL is found (:mod:`rnnkit.kernels._mkl`). The
+``autograd.Function`` of :mod:`rnnkit.kernels.fused` drives them through this module's
+array-level interface.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import functools
 
 import numpy as np
 
+from rnnkit.kernels import _mkl
 from rnnkit.kernels._common import (
     Plan,
     arrays_of,
     gate_gradient_shapes,
     recycled,
-    transposed,
     workspace,
 )
+from rnnkit.kernels._mkl import pack, pack_transposed, packed_product, restore, serial
 from rnnkit.kernels._numba import (
     TANH,
     activate,
@@ -65,14 +68,18 @@ def _activate_block(act, block, product, bias):
 
 
 @jit
-def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurrent_mask,
-                zero_output, act, outputs, h_final, x_t, new, h_all, h_rec_all, chunk, sync):
-    """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``.
+def rnn_forward(x, h0, weight_ih_t, weight_hh, bias_ih, bias_hh, keep, recurrent_mask,
+                zero_output, act, outputs, h_final, x_t, new, h_all, h_rec_all, packed, chunk,
+                sync):
+    """Run the recurrence on ``x (B, T, I)`` from ``h0 (B, H)``; ``weight_hh`` is ``U (H, H)`` as
+    stored (C-contiguous).
 
     Fills ``outputs (B, T, H)``, ``h_final`` and, for the backward pass, ``x_t (T, B, I)``,
     ``new (T, B, H)`` (the unmasked ``h_t`` of every step), the carried ``h_all (T+1, B, H)`` and,
-    with a recurrent mask, ``h_rec_all (T, B, H)`` (each step's ``m ⊙ h_{t-1}``). With a
-    ``chunk``, the companion (:func:`~rnnkit.kernels._sync.project_in_chunks`) projects the inputs.
+    with a recurrent mask, ``h_rec_all (T, B, H)`` (each step's ``m ⊙ h_{t-1}``). Each step's
+    ``ĥ U^T`` runs on ``U^T`` packed into ``packed (1, P)`` where it has columns (see
+    :func:`packing`), else on a transposed copy. With a ``chunk``, the companion
+    (:func:`~rnnkit.kernels._sync.project_in_chunks`) projects the inputs.
     """
     batch, steps, features = x.shape
     hidden = h0.shape[1]
@@ -90,39 +97,61 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh_t, bias_ih, bias_hh, keep, recurre
     repeat_rows(bias, batch, bias_rows)
     for b in range(batch):
         copy(h0[b], h_all[0, b])
+    packs = packed.shape[1] > 0
+    threads = serial() if packs else 0
+    if packs:
+        pack_transposed(weight_hh, packed[0])
+        weight_hh_t = np.empty((0, 0), x.dtype)
+    else:
+        weight_hh_t = np.ascontiguousarray(weight_hh.T)
     product = np.empty_like(h0)  # U ĥ
     for t in range(steps):
         if chunk > 0 and t % chunk == 0:
             wait_for(sync, 0, t // chunk + 1)
         h_rec = recurrent_rows(h_all, h_rec_all, recurrent_mask, t)
-        np.dot(h_rec, weight_hh_t, product)
+        if packs:
+            packed_product(h_rec, packed[0], product)
+        else:
+            np.dot(h_rec, weight_hh_t, product)
         _activate_block(act, new[t].reshape(flat), product.reshape(flat), bias_rows[0])
         emit_outputs(outputs, h_all, new[t], t, keep, zero_output)
+    if packs:
+        restore(threads)
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
 
 
 @jit
-def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, weight_ih, weight_hh, keep,
+def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, packed, weight_ih, weight_hh, keep,
                  recurrent_mask, zero_output, act, need, d_pre, both, result, d_x_t, d_x,
                  d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, chunk, sync):
     """Backpropagate through time. ``d_h`` holds the final state's gradient on entry and the
-    initial state's on exit. ``need`` flags ``(dX, dW_ih, dW_hh, db_ih, db_hh)``; the arrays of
-    unneeded gradients may be empty. ``d_pre (T, B, H)`` and the work arrays of
-    :func:`~rnnkit.kernels._rows.weight_gradients_into` and (for ``dX``) ``d_x_t`` are kept by
-    the caller between calls. With a ``chunk``, the companion
+    initial state's on exit. The forward's ``packed`` buffer, where it has columns, takes ``U``
+    packed for each step's ``d(h) = d(x̂) U``. ``need`` flags ``(dX, dW_ih, dW_hh, db_ih,
+    db_hh)``; the arrays of unneeded gradients may be empty. ``d_pre (T, B, H)`` and the work
+    arrays of :func:`~rnnkit.kernels._rows.weight_gradients_into` and (for ``dX``) ``d_x_t`` are
+    kept by the caller between calls. With a ``chunk``, the companion
     (:func:`rnn_backward_weights`) computes the gradients that are GEMMs over all steps."""
     steps, batch, hidden = new.shape
     carry = np.zeros_like(d_h)
     d_rec = np.empty_like(d_h)
+    packs = packed.shape[1] > 0
+    threads = serial() if packs else 0
+    if packs:
+        pack(weight_hh, packed[0])
     for t in range(steps - 1, -1, -1):
         d_t = d_pre[t]
         route_output_grads(d_outputs, carry, t, keep, zero_output, d_h, d_t)
         times_derivative(act, new[t].reshape(batch * hidden), d_t.reshape(batch * hidden))
-        np.dot(d_t, weight_hh, d_rec)
+        if packs:
+            packed_product(d_t, packed[0], d_rec)
+        else:
+            np.dot(d_t, weight_hh, d_rec)
         masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
         if chunk > 0 and t % chunk == 0:  # the chunk's gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
+    if packs:
+        restore(threads)
     if chunk == 0:
         rnn_step_gradients(d_pre, x_t, h_all, h_rec_all, recurrent_mask.size > 0, weight_ih,
                            need, both, result, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
@@ -165,11 +194,20 @@ def rnn_backward_weights(d_pre, x_t, h_all, h_rec_all, has_mask, weight_ih, need
                            min(steps, (k + 1) * chunk), k != count - 1)
 
 
-def saved_shapes(batch, steps, features, hidden, masked) -> tuple:
-    """The shapes of the forward's saved arrays ``x_t, new, h_all, h_rec_all`` (see
-    :func:`rnn_forward`; ``h_rec_all`` is empty without a recurrent mask)."""
+def packing(dtype, batch: int, hidden: int) -> bool:
+    """Whether the step GEMMs run on ``U`` packed once per call (see
+    :func:`rnnkit.kernels._mkl.worthwhile`)."""
+    return _mkl.worthwhile(dtype, batch, batch * hidden * hidden)
+
+
+def saved_shapes(batch, steps, features, hidden, masked, packs) -> tuple:
+    """The shapes of the forward's saved arrays ``x_t, new, h_all, h_rec_all, packed`` (see
+    :func:`rnn_forward`; ``h_rec_all`` is empty without a recurrent mask, ``packed`` without
+    ``packs``). U packed for the forward and for the backward takes the same room (it is
+    square)."""
+    room = _mkl.packed_size(batch, hidden, hidden) if packs else 0
     return ((steps, batch, features), (steps, batch, hidden), (steps + 1, batch, hidden),
-            (steps if masked else 0, batch, hidden))
+            (steps if masked else 0, batch, hidden), (1, room))
 
 
 def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
@@ -179,13 +217,14 @@ def rnn_forward_arrays(plan: Plan, x_, h0_, w_ih, w_hh, b_ih, b_hh):
     hidden, dtype = h0_.shape[1], x_.dtype
     outputs = recycled((batch, steps, hidden), dtype)
     h_final = np.empty((batch, hidden), dtype)
-    shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0)
+    shapes = saved_shapes(batch, steps, features, hidden, plan.recurrent.size > 0,
+                          packing(dtype, batch, hidden))
     saved = tuple(recycled(shape, dtype) for shape in shapes)
     # Here the companion runs first, then the recurrence; the native call runs them at once.
     sync = np.zeros(1, np.int64)
     if plan.chunk > 0:
         project_in_chunks(x_, w_ih.T, saved[0], saved[1], plan.chunk, sync)
-    rnn_forward(x_, h0_, w_ih.T, transposed(w_hh), b_ih, b_hh, plan.keep, plan.recurrent,
+    rnn_forward(x_, h0_, w_ih.T, w_hh, b_ih, b_hh, plan.keep, plan.recurrent,
                 plan.zero_output, plan.activation, outputs, h_final, *saved, plan.chunk, sync)
     return outputs, h_final, saved
 
@@ -249,7 +288,7 @@ def backward(plan: Plan, saved, d_outputs, d_finals, needs) -> tuple:
     rnn_backward(d_outputs, d_h, *loop_saved, weight_ih, weight_hh, plan.keep, plan.recurrent,
                  plan.zero_output, plan.activation, need, *works, *gradients, plan.chunk, sync)
     if plan.chunk > 0:  # the companion, after the recurrence here (at once in the native call)
-        x_t, _, h_all, h_rec_all = loop_saved
+        x_t, _, h_all, h_rec_all, _ = loop_saved
         rnn_backward_weights(works[0], x_t, h_all, h_rec_all, plan.recurrent.size > 0, weight_ih,
                              need, *works[1:], *gradients, plan.chunk, sync)
     return d_x, d_h, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh
