@@ -391,6 +391,29 @@ def test_create_graph_works_but_a_second_derivative_is_refused():
         d_x.sum().backward()
 
 
+def test_layer_norm_gradients_sharing_one_allocation_act_as_tensors_of_their_own():
+    """The six layer-norm gradients are parts of one allocation of the backward: each has its
+    parameter's shape, accumulates over two backwards as the reference's do, and an in-place
+    change of one leaves the others untouched."""
+    module, twin = _pair(rnnkit.nn.LSTM, {"layer_norm": True}, torch.float64)
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    for m in (module, twin):
+        for _ in range(2):
+            output, (h_n, c_n) = m(x)
+            assert (NATIVE_NODE in _node(output)) == (m is module)
+            (output.square().sum() + c_n.sum()).backward()
+    names = [name for name, _ in module.named_parameters() if "ln" in name]
+    assert len(names) == 6
+    ours, theirs = dict(module.named_parameters()), dict(twin.named_parameters())
+    for name in names:
+        assert ours[name].grad.shape == ours[name].shape
+        torch.testing.assert_close(ours[name].grad, theirs[name].grad, rtol=1e-10, atol=1e-10)
+    kept = {name: ours[name].grad.clone() for name in names}
+    ours[names[0]].grad.add_(1.0)
+    for name in names[1:]:
+        torch.testing.assert_close(ours[name].grad, kept[name], rtol=0, atol=0)
+
+
 def test_frozen_weight_gets_no_gradient():
     module, twin = _pair(rnnkit.nn.LSTM, {"peephole": True}, torch.float64)
     for m in (module, twin):
