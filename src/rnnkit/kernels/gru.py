@@ -9,13 +9,12 @@ With ``x̂_t = W x_t + b_ih`` (plus the parts of ``b_hh`` that add straight to i
     h_t = z_t ⊙ h_{t-1} + (1 - z_t) ⊙ n_t
 
 The forward is one compiled call: ``x̂`` for all steps as one GEMM, then per step the recurrent
-GEMM (two when the reset gate comes first) and one fused elementwise pass. In float32 at B > 1 the
-step GEMMs of both passes run on their weights packed once per call, where MKL is found
-(:mod:`rnnkit.kernels._mkl`). The backward is one compiled call too, ending with one GEMM per
-weight gradient; its ``(T, B, 3H)`` work arrays are
-kept between calls (fresh memory that size costs a page fault per 4 kB on every call). The
-``autograd.Function`` of :mod:`rnnkit.kernels.fused` drives them through this module's
-array-level interface.
+GEMM (two when the reset gate comes first) and one fused elementwise pass. The backward is one
+compiled call too, ending with one GEMM per weight gradient; its ``(T, B, 3H)`` work arrays are
+kept between calls (fresh memory that size costs a page fault per 4 kB on every call). In float32
+at B > 1 the step GEMMs of both passes run on their weights packed once per call, where MKL is
+found (:mod:`rnnkit.kernels._mkl`). The ``autograd.Function`` of :mod:`rnnkit.kernels.fused`
+drives them through this module's array-level interface.
 """
 
 from __future__ import annotations
@@ -132,10 +131,13 @@ def _candidate_before(n_pre, bias, h_prev, act, gates, h_new):
 
 @jit
 def _step_weights(first, n_block, reset_after, blocks, packed, transpose):
-    """What the step GEMMs multiply by: ``first`` (and, reset-before, ``n_block``) packed into
-    ``packed``'s rows when it has columns, as ``B^T`` for the forward (``transpose``) or as
-    stored for the backward, with empty arrays returned; else ``(first', first' in ``blocks``
-    column blocks or empty, n_block')``, each ``'`` a transposed copy for the forward."""
+    """What the step GEMMs multiply by, as ``(first', its column blocks, n_block')``.
+
+    When ``packed`` has columns, ``first`` (and, reset-before, ``n_block``) are packed into its
+    rows, transposed for the forward (``transpose``) or as stored for the backward, and the three
+    returned arrays are empty. Otherwise ``first'`` and ``n_block'`` are transposed copies for
+    the forward and the arrays as given for the backward, and the column blocks are ``first'``
+    split in ``blocks`` (empty for one block)."""
     if packed.shape[1] > 0:
         if transpose:
             pack_transposed(first, packed[0])
