@@ -320,7 +320,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     batch, steps, features = x.shape
     hidden, rec = c0.shape[1], h0.shape[1]
     packs = packed.shape[1] > 0
-    threads = serial() if packs else 0
+    threads = serial(packs)
     if packs:  # U^T packed whole, or per gate (each gate's rows of U)
         rows = weight_hh.shape[0] // packed.shape[0]
         for k in range(packed.shape[0]):
@@ -414,8 +414,7 @@ def lstm_forward(x, h0, c0, weight_ih_t, weight_hh, bias_ih, bias_hh, weight_hr_
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
         copy(c_all[steps, b], c_final[b])
-    if packs:
-        restore(threads)
+    restore(threads)
 
 
 @jit
@@ -588,7 +587,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
         transpose_into(weight_hh, weight_hh_t)
     column_blocks_into(weight_hh, weight_hh_blocks)
     packs = packed.size > 0
-    threads = serial() if packs else 0
+    threads = serial(packs)
     if packs:
         pack(weight_hh, packed)
     steps, batch, four_h = gates.shape
@@ -661,8 +660,7 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
             masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
         if chunk > 0 and t % chunk == 0:  # the chunk's gate gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
-    if packs:
-        restore(threads)
+    restore(threads)
     for g in range(d_peep_rows.shape[0]):  # the gate-major pass's per-row peephole gradients
         for b in range(batch):
             for j in range(hidden):

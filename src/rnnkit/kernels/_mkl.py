@@ -19,6 +19,7 @@ and the layouts never ask for a packed weight, so the loops keep their OpenBLAS 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def worthwhile(dtype, batch: int, macs: int) -> bool:
             and _FOUND is not None)
 
 
+@functools.lru_cache(maxsize=256)
 def packed_size(rows: int, width: int, depth: int) -> int:
     """float32 elements of a packed ``(depth, width)`` right-hand side for ``rows`` rows, rounded
     up to whole cache lines; 0 when the packed GEMM is not available."""
@@ -169,17 +171,19 @@ def _set_local_threads(typingctx, count):
 
 
 @jit
-def serial():
-    """Make this thread's packed products run on one thread (returns what :func:`restore`
-    takes). The loops call MKL for one step's small GEMM at a time: with torch's two threads MKL
-    forked for each, and an LSTM at B=8, T=100, H=32 took 5.6 instead of 1.6 ms (measured)."""
-    return _set_local_threads(1)
+def serial(packs):
+    """When ``packs``, make this thread's packed products run on one thread; returns what
+    :func:`restore` takes (-1 when not ``packs``: nothing to undo). The loops call MKL for one
+    step's small GEMM at a time: with torch's two threads MKL forked for each, and an LSTM at
+    B=8, T=100, H=32 took 5.6 instead of 1.6 ms (measured)."""
+    return _set_local_threads(1) if packs else -1
 
 
 @jit
 def restore(previous):
     """Undo :func:`serial`."""
-    _set_local_threads(previous)
+    if previous >= 0:
+        _set_local_threads(previous)
 
 
 @jit

@@ -190,7 +190,7 @@ def gru_forward(x, h0, weight_ih_t, first, n_block, blocks, bias_ih, bias_hh, re
     for b in range(batch):
         copy(h0[b], h_all[0, b])
     packs = packed.shape[1] > 0
-    threads = serial() if packs else 0
+    threads = serial(packs)
     first_t, first_t_blocks, n_t = _step_weights(first, n_block, reset_after, blocks, packed,
                                                  True)
     product = np.empty((batch, first.shape[0]), x.dtype)  # U ĥ
@@ -219,8 +219,7 @@ def gru_forward(x, h0, weight_ih_t, first, n_block, blocks, bias_ih, bias_hh, re
                 np.dot(aux[t], n_t, n_pre)
             _candidate_before(n_pre, bias, h_all[t], act, gates[t], h_new)
         emit_outputs(outputs, h_all, h_new, t, keep, zero_output)
-    if packs:
-        restore(threads)
+    restore(threads)
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
 
@@ -287,7 +286,7 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, packed, weig
     hidden = three_h // 3
     two_h = 2 * hidden
     packs = packed.shape[1] > 0
-    threads = serial() if packs else 0
+    threads = serial(packs)
     first, first_blocks, n_block = _step_weights(first, n_block, reset_after, blocks, packed,
                                                  False)
     rec_blocks = np.empty((first_blocks.shape[0], batch, first_blocks.shape[2]), d_h.dtype)
@@ -327,8 +326,7 @@ def gru_backward(d_outputs, d_h, x_t, gates, aux, h_all, h_rec_all, packed, weig
                     d_h[b, j] += d_new[b, j] * gates[t, b, hidden + j]
         if chunk > 0 and t % chunk == 0:  # the chunk's gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
-    if packs:
-        restore(threads)
+    restore(threads)
     if chunk == 0:
         gru_step_gradients(x_t, aux, h_all, h_rec_all, recurrent_mask.size > 0, weight_ih,
                            reset_after, need, d_pre, d_proj, d_x_t, d_x, d_weight_ih,

@@ -98,7 +98,7 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh, bias_ih, bias_hh, keep, recurrent
     for b in range(batch):
         copy(h0[b], h_all[0, b])
     packs = packed.shape[1] > 0
-    threads = serial() if packs else 0
+    threads = serial(packs)
     if packs:
         pack_transposed(weight_hh, packed[0])
         weight_hh_t = np.empty((0, 0), x.dtype)
@@ -117,8 +117,7 @@ def rnn_forward(x, h0, weight_ih_t, weight_hh, bias_ih, bias_hh, keep, recurrent
             np.dot(h_rec, weight_hh_t, product)
         _activate_block(act, new[t].reshape(flat), product.reshape(flat), bias_rows[0])
         emit_outputs(outputs, h_all, new[t], t, keep, zero_output)
-    if packs:
-        restore(threads)
+    restore(threads)
     for b in range(batch):
         copy(h_all[steps, b], h_final[b])
 
@@ -138,7 +137,7 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, packed, weight_ih, 
     carry = np.zeros_like(d_h)
     d_rec = np.empty_like(d_h)
     packs = packed.shape[1] > 0
-    threads = serial() if packs else 0
+    threads = serial(packs)
     if packs:
         pack(weight_hh, packed[0])
     for t in range(steps - 1, -1, -1):
@@ -152,8 +151,7 @@ def rnn_backward(d_outputs, d_h, x_t, new, h_all, h_rec_all, packed, weight_ih, 
         masked_state_grad(d_rec, recurrent_mask, t, keep, d_h)
         if chunk > 0 and t % chunk == 0:  # the chunk's gradients, for the companion
             publish(sync, 0, chunk_count(steps, chunk) - t // chunk)
-    if packs:
-        restore(threads)
+    restore(threads)
     if chunk == 0:
         rnn_step_gradients(d_pre, x_t, h_all, h_rec_all, recurrent_mask.size > 0, weight_ih,
                            need, both, result, d_x_t, d_x, d_weight_ih, d_weight_hh, d_bias_ih,
