@@ -334,10 +334,15 @@ def test_jit_compile_takes_auto_true_or_false(value):
 
 @pytest.mark.parametrize("name", ["adam", "adam_amsgrad", "adam_low_beta", "adamw", "sgd_nesterov",
                                   "rmsprop_momentum_centered"])
-def test_a_compiled_update_matches_the_torch_step_to_rounding(name):
+@pytest.mark.parametrize("handover", ["fresh", "reused", "reused_strided"])
+def test_a_compiled_update_matches_the_torch_step_to_rounding(name, handover):
     """A few steps of the compiled rule from the same state as torch's optimizer step agree to
     a unit or two in the last place (torch's vectorised kernels may round a product differently),
-    the weights and every slot (both lerp branches: beta_1 = 0.9 and 0.2)."""
+    the weights and every slot (both lerp branches: beta_1 = 0.9 and 0.2).
+
+    The gradients come as new arrays at each step, or as the same arrays refilled in place (the
+    layer steps' kept buffers), C-ordered or not (the update then reads a contiguous copy, which
+    it must take again at each step)."""
     from rnnkit.training.jit import updates
 
     torch.manual_seed(0)
@@ -347,12 +352,20 @@ def test_a_compiled_update_matches_the_torch_step_to_rounding(name):
     optimizer.build(params)
     twin.build(twins)
     update = updates.rule_for(optimizer)(optimizer, params)
+    order = "F" if handover == "reused_strided" else "C"
+    kept = [np.zeros(tuple(p.shape), np.float32, order=order) for p in params]
     for _ in range(3):
         grads = [torch.randn_like(p) for p in params]
         for p, g in zip(twins, grads, strict=True):
             p.grad = g.clone()
         twin.step()
-        update.apply(optimizer.param_groups[0], [g.numpy() for g in grads])
+        if handover == "fresh":
+            arrays = [g.numpy() for g in grads]
+        else:
+            for array, g in zip(kept, grads, strict=True):
+                array[...] = g.numpy()
+            arrays = kept
+        update.apply(optimizer.param_groups[0], arrays)
     for ours, theirs in zip(params, twins, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
     for ours, theirs in zip(optimizer.state_dict()["state"].values(),
@@ -360,3 +373,17 @@ def test_a_compiled_update_matches_the_torch_step_to_rounding(name):
         assert ours.keys() == theirs.keys()
         for slot, value in theirs.items():
             torch.testing.assert_close(ours[slot], value, rtol=1e-6, atol=1e-7)
+
+
+def test_a_compiled_update_names_a_gradient_of_the_wrong_size():
+    from rnnkit.training.jit import updates
+
+    params = [torch.nn.Parameter(torch.randn(7, 5)), torch.nn.Parameter(torch.randn(7))]
+    optimizer = optimizers.Adam(0.01)
+    optimizer.build(params)
+    update = updates.rule_for(optimizer)(optimizer, params)
+    with pytest.raises(ValueError, match=r"grads\[1\]: expected 7 values, got 6"):
+        update.apply(optimizer.param_groups[0], [np.zeros((7, 5), np.float32),
+                                                 np.zeros(6, np.float32)])
+    with pytest.raises(ValueError, match="grads: expected 2 arrays, one per parameter, got 1"):
+        update.apply(optimizer.param_groups[0], [np.zeros((7, 5), np.float32)])

@@ -87,7 +87,11 @@ def dense_backward(x, kernel, out, d_out, activation, d_pre, d_kernel, d_bias, d
 
 
 class DenseStep:
-    """A ``Dense`` layer on the last axis: ``(B, F)`` or ``(B, T, F)`` in, same rank out."""
+    """A ``Dense`` layer on the last axis: ``(B, F)`` or ``(B, T, F)`` in, same rank out.
+
+    Its output and gradients are arrays kept between batches of the same row count (each batch's
+    backward has run, and the update has read the gradients, before the next forward), so that
+    the update finds the same gradient arrays at every batch (see ``updates.Update``)."""
 
     def __init__(self, layer) -> None:
         self.params = [p for p in (layer.kernel, layer.bias) if p is not None]
@@ -96,22 +100,25 @@ class DenseStep:
         self.activation = DENSE_ACTIVATIONS[layer.activation]
         self.input_size, self.output_size = self.kernel.shape
         self.recurrent = False
+        self.d_kernel, self.d_bias = np.empty_like(self.kernel), np.empty_like(self.bias)
+        self.kept_rows, self.out, self.d_pre = -1, None, None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x.reshape(-1, x.shape[-1])  # (N, F)
-        self.out = np.empty((self.x.shape[0], self.kernel.shape[1]), self.kernel.dtype)
+        rows = self.x.shape[0]
+        if rows != self.kept_rows:
+            self.kept_rows = rows
+            self.out = np.empty((rows, self.kernel.shape[1]), self.kernel.dtype)
+            self.d_pre = np.empty_like(self.out)
         dense_forward(self.x, self.kernel, self.bias, self.activation, self.out)
         return self.out.reshape(*x.shape[:-1], self.kernel.shape[1])
 
     def backward(self, d_output: np.ndarray, need_input: bool):
-        dtype = self.kernel.dtype
-        d_kernel = np.empty_like(self.kernel)
-        d_bias = np.empty_like(self.bias)
-        d_x = np.empty(self.x.shape if need_input else (0, 0), dtype)
+        d_x = np.empty(self.x.shape if need_input else (0, 0), self.kernel.dtype)
         d_out = d_output.reshape(self.out.shape)
-        dense_backward(self.x, self.kernel, self.out, d_out, self.activation,
-                       np.empty_like(self.out), d_kernel, d_bias, d_x)
-        grads = [d_kernel, d_bias] if self.bias.size else [d_kernel]
+        dense_backward(self.x, self.kernel, self.out, d_out, self.activation, self.d_pre,
+                       self.d_kernel, self.d_bias, d_x)
+        grads = [self.d_kernel, self.d_bias] if self.bias.size else [self.d_kernel]
         if not need_input:
             return None, grads
         return d_x.reshape(*d_output.shape[:-1], self.x.shape[1]), grads

@@ -218,8 +218,9 @@ class Program:
         is not what the compiled step takes (the torch step then runs it, or names the error)."""
         if type(x) is not torch.Tensor or type(y) is not torch.Tensor:
             return None
-        if (x.dtype != self.torch_dtype or y.dtype != self.torch_dtype or x.dim() != 3
-                or x.device.type != "cpu" or y.device.type != "cpu"):
+        dtype = self.torch_dtype  # torch's dtypes are singletons
+        if x.dtype is not dtype or y.dtype is not dtype or x.dim() != 3 or not (
+                x.is_cpu and y.is_cpu):
             return None
         batch, steps, width = x.shape
         if batch == 0 or steps == 0 or width != self.input_width:
