@@ -36,8 +36,18 @@ def tree_map(fn: Callable, value):
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        return type(value)(tree_map(fn, item) for item in value)
+        return type(value)([tree_map(fn, item) for item in value])
     return fn(value)
+
+
+def rebuild(template, leaves: Iterator):
+    """``template``'s structure (a tensor, None, or a list/tuple of them) with its tensors taken
+    in order from ``leaves``: the inverse of :func:`flatten`."""
+    if template is None:
+        return None
+    if isinstance(template, (list, tuple)):
+        return type(template)([rebuild(item, leaves) for item in template])
+    return next(leaves)
 
 
 def flatten(value) -> list[torch.Tensor]:
@@ -159,9 +169,10 @@ class ArraySource:
         if self.shuffle:
             order = torch.randperm(self.size)
             data = tree_map(lambda t: t[order], data)
-        for start in range(0, self.size, self.batch_size):
-            stop = start + self.batch_size
-            yield tree_map(lambda t: t[start:stop], data)  # noqa: B023 - consumed at once
+        # Every tensor split into its batches at once: half the cost of a slice per batch.
+        parts = [tensor.split(self.batch_size) for tensor in flatten(data)]
+        for k in range(len(self)):
+            yield rebuild(data, iter([part[k] for part in parts]))
 
 
 class LoaderSource:
