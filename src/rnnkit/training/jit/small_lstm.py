@@ -206,13 +206,14 @@ class SmallLSTMStep:
     def _buffers(self, batch: int, steps: int) -> dict:
         """The arrays of one step's forward and backward, kept between batches of one shape:
         each training step's backward has run before the next forward refills them, and the
-        gradients are read by the update before the next backward."""
+        gradients are read by the update before the next backward. Also sets the argument
+        tuples of the two compiled calls and the list of gradients, made once per shape."""
         key = (batch, steps)
         if self.kept_shape != key:
-            hidden, dtype = self.hidden, self.dtype
-            w_ih, w_hh = self.weights["weight_ih"], self.weights["weight_hh"]
+            hidden, dtype, weights = self.hidden, self.dtype, self.weights
+            w_ih, w_hh = weights["weight_ih"], weights["weight_hh"]
             self.kept_shape = key
-            self.kept = {
+            self.kept = kept = {
                 "weight_hh_t": np.empty((hidden, 4 * hidden), dtype),
                 "h_all": np.empty((steps + 1, batch, hidden), dtype),
                 "c_all": np.empty((steps + 1, batch, hidden), dtype),
@@ -224,6 +225,15 @@ class SmallLSTMStep:
                 "d_weight_hh": np.empty_like(w_hh),
                 "d_bias": np.empty(w_ih.shape[0], dtype),
             }
+            saved = tuple(kept[name] for name in ("weight_hh_t", "h_all", "c_all", "gates",
+                                                  "tanh_c"))
+            self.forward_arrays = (w_ih, w_hh, weights["bias_ih"],
+                                   weights.get("bias_hh", _NO_BIAS[dtype]), *saved)
+            self.backward_arrays = (w_ih, *saved, kept["d_pre"])
+            self.grad_arrays = (kept["d_weight_ih"], kept["d_weight_hh"], kept["d_bias"])
+            grads = {"weight_ih": kept["d_weight_ih"], "weight_hh": kept["d_weight_hh"],
+                     "bias_ih": kept["d_bias"], "bias_hh": kept["d_bias"]}
+            self.grads = [grads[name] for name in self.names]
         return self.kept
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -233,10 +243,7 @@ class SmallLSTMStep:
             return self.kernel_step.forward(x)
         kept = self._buffers(batch, steps)
         self.x = x
-        lstm_forward(x, self.weights["weight_ih"], self.weights["weight_hh"],
-                     self.weights["bias_ih"], self.weights.get("bias_hh", _NO_BIAS[self.dtype]),
-                     kept["weight_hh_t"], kept["h_all"], kept["c_all"], kept["gates"],
-                     kept["tanh_c"])
+        lstm_forward(x, *self.forward_arrays)
         h_all = kept["h_all"]
         if not self.return_sequences:
             return h_all[-1].copy()
@@ -254,9 +261,5 @@ class SmallLSTMStep:
             d_outputs = kept["d_outputs"]  # zero but for the last step, which each call sets
             d_outputs[:, -1] = d_output
         d_x = np.empty((batch, steps, features) if need_input else (0, 0, 0), self.dtype)
-        d_w_ih, d_w_hh, d_bias = kept["d_weight_ih"], kept["d_weight_hh"], kept["d_bias"]
-        lstm_backward(d_outputs, x, self.weights["weight_ih"], kept["weight_hh_t"],
-                      kept["h_all"], kept["c_all"], kept["gates"], kept["tanh_c"],
-                      kept["d_pre"], d_x, d_w_ih, d_w_hh, d_bias)
-        grads = {"weight_ih": d_w_ih, "weight_hh": d_w_hh, "bias_ih": d_bias, "bias_hh": d_bias}
-        return (d_x if need_input else None), [grads[name] for name in self.names]
+        lstm_backward(d_outputs, x, *self.backward_arrays, d_x, *self.grad_arrays)
+        return (d_x if need_input else None), self.grads

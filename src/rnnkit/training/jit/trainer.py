@@ -193,6 +193,7 @@ class Program:
         self.torch_dtype = self.params[0].dtype
         self.input_width, self.sequence_output, self.output_width = _shapes(steps)
         self._threads: dict[int, int] = {}  # BLAS threads by batch size
+        self._d_prediction = np.empty((0, self.output_width), self.dtype)
         self.optimizer = None
         self.bind()
 
@@ -247,7 +248,9 @@ class Program:
         for step in self.steps:
             output = step.forward(output)
         prediction = output.reshape(-1, self.output_width)  # (N, O)
-        d_prediction = np.empty_like(prediction)
+        d_prediction = self._d_prediction
+        if d_prediction.shape != prediction.shape:  # kept between batches, as the steps keep theirs
+            d_prediction = self._d_prediction = np.empty_like(prediction)
         loss, squared_sum, absolute_sum = regression_loss(
             prediction, target.reshape(prediction.shape), self.loss_kind, d_prediction)
         gradient = d_prediction.reshape(output.shape)
@@ -256,7 +259,7 @@ class Program:
             gradient, layer_grads = self.steps[index].backward(gradient, index > 0)
             grads[:0] = layer_grads
         self.update.apply(self.group, [grads[index] for index in self.order])
-        _set_versions(self.param_tuple, tuple(p._version + 1 for p in self.param_tuple))
+        _set_versions(self.param_tuple, tuple([p._version + 1 for p in self.param_tuple]))
         self._record(loss, (squared_sum, absolute_sum), batch, prediction.shape[0])
 
     def _record(self, loss: float, sums: tuple[float, float], batch: int, rows: int) -> None:
