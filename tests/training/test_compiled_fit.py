@@ -342,7 +342,7 @@ def test_a_compiled_update_matches_the_torch_step_to_rounding(name, handover):
 
     The gradients come as new arrays at each step, or as the same arrays refilled in place (the
     layer steps' kept buffers), C-ordered or not (the update then reads a contiguous copy, which
-    it must take again at each step)."""
+    must be taken again at each step)."""
     from rnnkit.training.jit import updates
 
     torch.manual_seed(0)

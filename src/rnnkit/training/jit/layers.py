@@ -89,9 +89,9 @@ def dense_backward(x, kernel, out, d_out, activation, d_pre, d_kernel, d_bias, d
 class DenseStep:
     """A ``Dense`` layer on the last axis: ``(B, F)`` or ``(B, T, F)`` in, same rank out.
 
-    Its output and gradients are arrays kept between batches of the same row count (each batch's
-    backward has run, and the update has read the gradients, before the next forward), so that
-    the update finds the same gradient arrays at every batch (see ``updates.Update``)."""
+    Its output and gradients are arrays kept between batches of the same row count, not
+    allocated at each batch: each batch's backward has run, and the update has read the
+    gradients, before the next forward."""
 
     def __init__(self, layer) -> None:
         self.params = [p for p in (layer.kernel, layer.bias) if p is not None]

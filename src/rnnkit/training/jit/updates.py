@@ -9,16 +9,16 @@ step (the state they update is the same).
 
 Per step the Python side reads the learning rate from the optimizer's parameter group (where
 ``ReduceLROnPlateau``, ``LearningRateScheduler`` and schedules put it) and counts ``iterations``.
-One compiled call then updates every weight: it reads them, their gradients and their slots from
-a table of sizes and addresses (``Update.table``). Unboxing six arrays for a call per weight cost
-more than the arithmetic at seed 002's size: its five weights' update took 19-20 us a step that
-way, and 10-13 us through the table (measured side by side on a loaded machine).
+One compiled call then updates every weight: it reads the weights and their slots from a table
+of sizes and addresses (``Update.table``), and the gradients from a tuple of flat arrays. Unboxing
+six arrays for a call per weight cost more than the arithmetic at seed 002's size: its five
+weights' update (``apply``) took 11-20 us a step that way, and 8-16 us in one call (five pairs of
+runs side by side on a loaded machine; new gradient arrays and kept ones alike).
 """
 
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 import torch
@@ -124,9 +124,9 @@ def rmsprop_update(param, grad, velocity, momentum, average, scalars):
             param[k] = param[k] + -lr * grad[k] / denominator[k]
 
 
-# The columns of an update's table: each weight's size, then the addresses of the weight, of its
-# gradient and of the rule's slots (0 for an absent slot).
-SIZE, PARAM, GRAD, SLOTS = 0, 1, 2, 3
+# The columns of an update's table: each weight's size, then the addresses of the weight and of
+# the rule's slots (0 for an absent slot).
+SIZE, PARAM, SLOTS = 0, 1, 2
 
 
 @jit
@@ -139,30 +139,48 @@ def _row_array(table, row, column, empty):
 
 
 @jit
-def adam_all(table, scalars, empty):
-    """:func:`adam_update` on every row of ``table`` (slots: momentum, velocity, velocity_hat)."""
+def _misfit(table, grads):
+    """The first row whose gradient in ``grads`` is not of its weight's size, else -1."""
     for row in range(table.shape[0]):
-        adam_update(_row_array(table, row, PARAM, empty), _row_array(table, row, GRAD, empty),
+        if grads[row].size != table[row, SIZE]:
+            return row
+    return -1
+
+
+@jit
+def adam_all(table, grads, scalars, empty):
+    """:func:`adam_update` on every row of ``table`` (slots: momentum, velocity, velocity_hat),
+    with the gradients ``grads``; returns :func:`_misfit`'s row, updating nothing, for a gradient
+    of the wrong size."""
+    bad = _misfit(table, grads)
+    for row in range(table.shape[0] if bad < 0 else 0):
+        adam_update(_row_array(table, row, PARAM, empty), grads[row],
                     _row_array(table, row, SLOTS, empty), _row_array(table, row, SLOTS + 1, empty),
                     _row_array(table, row, SLOTS + 2, empty), scalars)
+    return bad
 
 
 @jit
-def sgd_all(table, scalars, empty, nesterov):
-    """:func:`sgd_update` on every row of ``table`` (slot: momentum)."""
-    for row in range(table.shape[0]):
-        sgd_update(_row_array(table, row, PARAM, empty), _row_array(table, row, GRAD, empty),
+def sgd_all(table, grads, scalars, empty, nesterov):
+    """:func:`sgd_update` on every row of ``table`` (slot: momentum); as :func:`adam_all`."""
+    bad = _misfit(table, grads)
+    for row in range(table.shape[0] if bad < 0 else 0):
+        sgd_update(_row_array(table, row, PARAM, empty), grads[row],
                    _row_array(table, row, SLOTS, empty), scalars, nesterov)
+    return bad
 
 
 @jit
-def rmsprop_all(table, scalars, empty):
-    """:func:`rmsprop_update` on every row of ``table`` (slots: velocity, momentum, average)."""
-    for row in range(table.shape[0]):
-        rmsprop_update(_row_array(table, row, PARAM, empty), _row_array(table, row, GRAD, empty),
+def rmsprop_all(table, grads, scalars, empty):
+    """:func:`rmsprop_update` on every row of ``table`` (slots: velocity, momentum, average); as
+    :func:`adam_all`."""
+    bad = _misfit(table, grads)
+    for row in range(table.shape[0] if bad < 0 else 0):
+        rmsprop_update(_row_array(table, row, PARAM, empty), grads[row],
                        _row_array(table, row, SLOTS, empty),
                        _row_array(table, row, SLOTS + 1, empty),
                        _row_array(table, row, SLOTS + 2, empty), scalars)
+    return bad
 
 
 def _flat(tensor: torch.Tensor) -> np.ndarray:
@@ -177,15 +195,11 @@ class Update:
     """One optimizer's update of a list of parameters, given one gradient array per parameter.
 
     Subclasses name the optimizer's state ``slots`` (absent ones are passed empty) and define
-    ``_scalars(group, step, decay)`` and ``_apply(table, scalars, group)``, which runs the
-    rule's compiled loop over :attr:`table`'s rows.
+    ``_scalars(group, step, decay)`` and ``_apply(grads, scalars, group)``, which runs the rule's
+    compiled loop over :attr:`table`'s rows with ``grads``, a tuple of flat arrays.
 
-    ``table (P, 3 + slots)`` holds each parameter's size and the addresses of its memory, its
-    gradient and its slots (see ``SIZE``, ``PARAM``, ``GRAD``, ``SLOTS``). The update keeps
-    every array whose address the table holds alive: the parameters' and slots' views in
-    :attr:`arrays`, and the last gradients in :attr:`held`. A list of gradients holding the same
-    array objects as the last one reuses the table's addresses (the layer steps keep their
-    gradient buffers between batches, and a NumPy array's memory does not move).
+    ``table (P, 2 + slots)`` holds each parameter's size and the addresses of its memory and of
+    its slots (see ``SIZE``, ``PARAM``, ``SLOTS``), whose views :attr:`arrays` keeps alive.
     """
 
     slots: tuple[str, ...] = ()
@@ -194,40 +208,16 @@ class Update:
         self.optimizer = optimizer
         self.dtype = _flat(params[0]).dtype
         self.empty = empty = _EMPTY[params[0].dtype]
-        self.arrays = []
+        self.arrays = []  # the views whose memory the table points at
         self.table = np.zeros((len(params), SLOTS + len(self.slots)), np.int64)
         for row, param in enumerate(params):
             state = optimizer._state_of(param)  # the torch path's own state tensors
-            slots = [_flat(state[s]) if s in state else empty for s in self.slots]
-            arrays = (_flat(param), *slots)
+            arrays = (_flat(param), *[_flat(state[s]) if s in state else empty
+                                      for s in self.slots])
             self.arrays.append(arrays)
             self.table[row, SIZE] = arrays[0].size
-            for column, array in zip((PARAM, *range(SLOTS, SLOTS + len(slots))), arrays):
-                self.table[row, column] = array.ctypes.data if array.size else 0
+            self.table[row, PARAM:] = [a.ctypes.data if a.size else 0 for a in arrays]
         self._rests: dict[float, float] = {}
-        self.grads: list[np.ndarray] = []  # see _take_grads
-        self.held: list[np.ndarray] = []
-
-    def _take_grads(self, grads: list[np.ndarray]) -> None:
-        """Point the table at ``grads`` (each of its weight's size and dtype, copied to be flat
-        and contiguous if it is not) and keep them: :attr:`grads` for the next call's identity
-        check, unless one was copied (the table then holds the copy, which a later change to
-        the same array would not reach), and :attr:`held` for the memory."""
-        if len(grads) != len(self.arrays):
-            raise ValueError(f"grads: expected {len(self.arrays)} arrays, one per parameter, "
-                             f"got {len(grads)}")
-        held = []
-        for row, (grad, arrays) in enumerate(zip(grads, self.arrays)):
-            flat = np.ascontiguousarray(grad, self.dtype).reshape(-1)
-            if flat.size != arrays[0].size:
-                raise ValueError(f"grads[{row}]: expected {arrays[0].size} values, "
-                                 f"got {flat.size}")
-            held.append(flat)
-        # Only once every gradient fits: the table never points at memory nobody holds.
-        for row, flat in enumerate(held):
-            self.table[row, GRAD] = flat.ctypes.data
-        copied = not all(map(np.shares_memory, held, grads))
-        self.held, self.grads = held, ([] if copied else list(grads))
 
     def _rest(self, weight: float) -> float:
         """``1 - weight``, ``weight`` first rounded to the dtype, as torch's lerp computes it
@@ -246,9 +236,13 @@ class Update:
         if self.optimizer.weight_decay:
             decay = 1.0 - self.optimizer.weight_decay * group["lr"]
         scalars = np.array(self._scalars(group, group["iterations"] + 1, decay), self.dtype)
-        if len(grads) != len(self.grads) or not all(map(operator.is_, grads, self.grads)):
-            self._take_grads(grads)
-        self._apply(self.table, scalars, group)
+        if len(grads) != len(self.arrays):
+            raise ValueError(f"grads: expected {len(self.arrays)} arrays, one per parameter, "
+                             f"got {len(grads)}")
+        bad = self._apply(tuple([grad.reshape(-1) for grad in grads]), scalars, group)
+        if bad >= 0:
+            raise ValueError(f"grads[{bad}]: expected {self.arrays[bad][0].size} values, "
+                             f"got {grads[bad].size}")
         group["iterations"] += 1
 
 
@@ -261,8 +255,8 @@ class AdamUpdate(Update):
         return (decay, 1 - beta_1, self._rest(1 - beta_1), beta_2, 1 - beta_2, group["epsilon"],
                 -alpha)
 
-    def _apply(self, table, scalars, group):
-        adam_all(table, scalars, self.empty)
+    def _apply(self, grads, scalars, group):
+        return adam_all(self.table, grads, scalars, self.empty)
 
 
 class SGDUpdate(Update):
@@ -271,8 +265,8 @@ class SGDUpdate(Update):
     def _scalars(self, group, step, decay):
         return decay, -group["lr"], group["momentum"]
 
-    def _apply(self, table, scalars, group):
-        sgd_all(table, scalars, self.empty, bool(group["nesterov"]))
+    def _apply(self, grads, scalars, group):
+        return sgd_all(self.table, grads, scalars, self.empty, bool(group["nesterov"]))
 
 
 class RMSpropUpdate(Update):
@@ -283,8 +277,8 @@ class RMSpropUpdate(Update):
         return (decay, rho, 1 - rho, self._rest(1 - rho), group["epsilon"], group["lr"],
                 group["momentum"])
 
-    def _apply(self, table, scalars, group):
-        rmsprop_all(table, scalars, self.empty)
+    def _apply(self, grads, scalars, group):
+        return rmsprop_all(self.table, grads, scalars, self.empty)
 
 
 _RULES = {optimizers.Adam: AdamUpdate, optimizers.AdamW: AdamUpdate, optimizers.SGD: SGDUpdate,
