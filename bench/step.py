@@ -1,11 +1,12 @@
 """Streaming benchmark: one step at a time, B=1, I=32, H=64, under ``torch.no_grad()``.
 
-Contenders per family: rnnkit's ``layer.step(x, state)`` (the single-step kernel), a stateful
-rnnkit layer called on one timestep ``(1, 1, I)``, torch.nn's cell (``nn.LSTMCell`` etc.) and
-rnnkit's reference cell (a few torch ops). Time per step is the median over many samples, each a
-run of batches of steps that fills about the same time for every contender, interleaved across
-contenders, in CPU time of the calling thread (so time other processes hold the core is left
-out).
+Contenders per family: rnnkit's ``layer.step(x, state)`` (the single-step kernel; through the
+native build's C++ stepper when it is built, and through the Python stepper that runs without it),
+a stateful rnnkit layer called on one timestep ``(1, 1, I)``, torch.nn's cell (``nn.LSTMCell``
+etc.) and rnnkit's reference cell (a few torch ops). Time per step is the median over many
+samples, each a run of batches of steps that fills about the same time for every contender,
+interleaved across contenders, in CPU time of the calling thread (so time other processes hold
+the core is left out).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import torch
 
 import rnnkit.layers
+from rnnkit.kernels import native
 
 FEATURES, HIDDEN = 32, 64
 LAYERS = {"lstm": rnnkit.layers.LSTM, "gru": rnnkit.layers.GRU, "rnn": rnnkit.layers.SimpleRNN}
@@ -33,6 +35,16 @@ def _contenders(family: str):
     stateful = LAYERS[family](HIDDEN, stateful=True)
     stateful.build((1, 1, FEATURES))
     stateful.built = True
+    python_stepped = LAYERS[family](HIDDEN)
+    python_stepped.build((1, 1, FEATURES))
+    python_stepped.built = True
+    if native.available():  # build this layer's stepper as the process would without the build
+        extension, native.extension = native.extension, lambda: None
+        try:
+            with torch.no_grad():
+                python_stepped.step(x, state0)
+        finally:
+            native.extension = extension
     reference = LAYERS[family](HIDDEN, backend="reference")
     reference.build((1, 1, FEATURES))
     reference.built = True
@@ -43,6 +55,11 @@ def _contenders(family: str):
         state = state0
         for _ in range(STEPS):
             _, state = layer.step(x, state)
+
+    def python_step():
+        state = state0
+        for _ in range(STEPS):
+            _, state = python_stepped.step(x, state)
 
     def reference_step():
         state = state0
@@ -64,8 +81,11 @@ def _contenders(family: str):
             for _ in range(STEPS):
                 h = cell(x, h)
 
-    return {"rnnkit layer.step": layer_step, "rnnkit stateful layer(x[:, None])": stateful_call,
+    runs = {"rnnkit layer.step": layer_step, "rnnkit stateful layer(x[:, None])": stateful_call,
             "torch.nn cell": torch_cell, "rnnkit reference cell step": reference_step}
+    if native.available():
+        runs["rnnkit layer.step, Python stepper"] = python_step
+    return runs
 
 
 # Steps per timed batch: a multiple of the steps one block of the step kernel's outputs serves

@@ -1,6 +1,8 @@
 """The single-step kernel behind ``RNN.step`` under ``torch.no_grad()``, against the cell.
 
 The reference is the cell's own step (plain torch, ``rnnkit.cells``), run on the same weights.
+Every test runs on both of the step's paths (the ``step_path`` fixture): the native build's C++
+stepper and the Python one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from rnnkit import layers
+from rnnkit.kernels import stepping
 from rnnkit.kernels.stepping import STEP, TIMESTEP, TIMESTEP_SEQUENCE, fused_step
 
 VARIANTS = {
@@ -36,6 +39,7 @@ VARIANTS = {
 DECLINED = {"lstm-layer_norm", "lstm-proj_size"}  # layer.step takes the cell's path
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
 DTYPES = [torch.float32, torch.float64]
+pytestmark = pytest.mark.usefixtures("step_path")
 
 
 def _layer(name, dtype=torch.float32, features=4):
@@ -70,6 +74,14 @@ def _assert_step_equal(got, want, dtype):
 def _random_state(layer, batch, dtype, seed=4):
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(batch, size, generator=generator, dtype=dtype) for size in layer.state_size]
+
+
+def test_each_path_runs_its_own_stepper(step_path):
+    layer = _layer("lstm")
+    with torch.no_grad():
+        layer.step(torch.randn(3, 4))
+    stepper = stepping._STEPPERS[id(layer.cell)]
+    assert type(stepper).__name__ == ("Stepper" if step_path == "native" else "_Stepper")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

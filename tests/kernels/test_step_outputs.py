@@ -1,6 +1,8 @@
-"""The single-step kernel's outputs: blocks reused once free, and nothing held ever overwritten.
+"""The single-step kernel's outputs: nothing held ever overwritten, on both of the step's paths;
+and the Python path's blocks, reused once free.
 
-Blocks are made a few steps long here, so that a few dozen steps go through many of them.
+Blocks are made a few steps long here, so that a few dozen steps go through many of them. (The
+native path's C++ stepper allocates new outputs at every step.)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def _inputs(form):
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 @pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.usefixtures("python_step_path")
 def test_a_stream_that_drops_its_states_reuses_two_blocks(name, form):
     layer = _layer(name)
     addresses = set()
@@ -117,6 +120,7 @@ HOLDERS = {
 @pytest.mark.parametrize("form", sorted(FORMS))
 @pytest.mark.parametrize("holder", sorted(HOLDERS))
 @pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.usefixtures("step_path")
 def test_what_a_user_keeps_is_never_written_again(name, holder, form):
     """Only the kept thing (and what it reaches) survives the step; the stream goes on for many
     blocks, which reuse what they can."""
@@ -170,6 +174,7 @@ CHANGES = {
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
 @pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.usefixtures("step_path")
 def test_a_block_changed_then_dropped_is_not_reused(name, change):
     """Outputs changed through the API and then dropped (their block's memory moved, reshaped or
     written): the stream goes on from fresh blocks and stays equal to the cell's own step."""
@@ -192,6 +197,7 @@ def test_a_block_changed_then_dropped_is_not_reused(name, change):
             del output
 
 
+@pytest.mark.usefixtures("python_step_path")
 def test_a_slot_just_taken_keeps_its_block():
     """A step of another thread that has just taken its slot holds none of its tensors yet: the
     steps that run meanwhile, through many blocks, must not hand that slot out again."""
@@ -208,6 +214,7 @@ def test_a_slot_just_taken_keeps_its_block():
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.usefixtures("step_path")
 def test_inference_mode_streams_as_no_grad_does(name):
     layer = _layer(name)
     xs = _inputs(STEP)

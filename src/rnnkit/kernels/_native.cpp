@@ -9,6 +9,7 @@
 // Python and copied as is.
 #include <ATen/EmptyTensor.h>
 #include <torch/csrc/autograd/functions/basic_ops.h>
+#include <torch/csrc/autograd/python_variable.h>
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -415,6 +416,153 @@ std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
   return NativeSequence::apply(recipe, at::TensorList(inputs));
 }
 
+// -- streaming steps (rnnkit/kernels/stepping.py) ------------------------------------------------
+// One cell's single steps under no_grad: its compiled step entry (rnnkit/kernels/_step_loops.py),
+// the packed weights it reads, and what must not change for those to stay right. A step at batch
+// 1 is about 2 us of compiled work; Python checking the arguments and handing out the outputs
+// took twice that, so here the whole call, checks included, is C++.
+struct Stepper {
+  enum Form : int64_t { STEP = 0, TIMESTEP = 1, TIMESTEP_SEQUENCE = 2 };
+  Entry entry = nullptr;
+  Tensor packed;
+  at::ScalarType dtype = at::ScalarType::Undefined;
+  int64_t features = 0, hidden = 0, n_state = 0, mode = 0;
+  // Compared by address only: the Python side forgets the stepper when the cell dies.
+  PyObject* cell = nullptr;
+  py::object parameters;  // the cell's `_parameters` dict
+  std::vector<py::object> names, params;  // the weights: each the registered parameter, unchanged
+  std::vector<Tensor> tensors;
+  // Held so that no new tensor can take their addresses (`.data =` swaps a tensor's storage).
+  std::vector<c10::Storage> storages;
+  std::vector<int64_t> versions;
+  std::vector<const void*> addresses;
+  py::object activation_name, recurrent_name, activation, recurrent_activation;
+
+  Stepper(int64_t entry_address, Tensor packed_, int64_t features_, int64_t hidden_,
+          int64_t n_state_, int64_t mode_, py::handle cell_, py::object parameters_,
+          std::vector<py::object> names_, py::object activation_,
+          py::object recurrent_activation_)
+      : entry(reinterpret_cast<Entry>(entry_address)), packed(std::move(packed_)),
+        dtype(packed.scalar_type()), features(features_), hidden(hidden_), n_state(n_state_),
+        mode(mode_), cell(cell_.ptr()), parameters(std::move(parameters_)),
+        names(std::move(names_)), activation_name(py::str("activation")),
+        recurrent_name(py::str("recurrent_activation")), activation(std::move(activation_)),
+        recurrent_activation(std::move(recurrent_activation_)) {
+    TORCH_CHECK(packed.is_contiguous() && packed.dim() == 2, "packed: expected a contiguous 2-D "
+                "tensor, got sizes ", packed.sizes());
+    TORCH_CHECK(n_state == 1 || n_state == 2, "n_state: expected 1 or 2, got ", n_state);
+    for (const auto& name : names) {
+      PyObject* param = PyDict_GetItemWithError(parameters.ptr(), name.ptr());
+      TORCH_CHECK(param != nullptr && THPVariable_Check(param), "parameters: no tensor named ",
+                  py::str(name).cast<std::string>());
+      params.push_back(py::reinterpret_borrow<py::object>(param));
+      const Tensor& tensor = THPVariable_Unpack(param);
+      tensors.push_back(tensor);
+      storages.push_back(tensor.storage());
+      versions.push_back(tensor._version());
+      addresses.push_back(tensor.data_ptr());
+    }
+  }
+
+  // Whether `cell_` still holds the same parameters, unchanged, and the same activations.
+  bool valid(PyObject* cell_) const {
+    if (cell_ != cell) return false;
+    for (size_t k = 0; k < names.size(); ++k) {
+      if (PyDict_GetItemWithError(parameters.ptr(), names[k].ptr()) != params[k].ptr() ||
+          tensors[k]._version() != versions[k] || tensors[k].data_ptr() != addresses[k]) {
+        PyErr_Clear();
+        return false;
+      }
+    }
+    return same_attribute(cell_, activation_name, activation) &&
+           same_attribute(cell_, recurrent_name, recurrent_activation);
+  }
+
+  static bool same_attribute(PyObject* object, const py::object& name, const py::object& value) {
+    PyObject* found = PyObject_GetAttr(object, name.ptr());
+    if (found == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    Py_DECREF(found);  // compared by identity only; `value` keeps it alive
+    return found == value.ptr();
+  }
+
+  // A plain contiguous CPU tensor (not a subclass) of the stepper's dtype, or nullptr.
+  const Tensor* fitting(PyObject* object) const {
+    if (Py_TYPE(object) != reinterpret_cast<PyTypeObject*>(THPVariableClass)) return nullptr;
+    const Tensor& tensor = THPVariable_Unpack(object);
+    if (tensor.layout() != at::kStrided || !tensor.device().is_cpu() ||
+        tensor.scalar_type() != dtype || !tensor.is_contiguous() || tensor.is_conj() ||
+        tensor.is_neg()) {
+      return nullptr;
+    }
+    return &tensor;
+  }
+
+  // See rnnkit.kernels.stepping.fused_step. Returns False when the cell has changed (the caller
+  // builds a new stepper), None when the step declines (autograd on, or arguments other than
+  // the plain case), else (output, new state list).
+  py::object step(py::handle cell_, py::handle inputs, py::handle state, int64_t form) const {
+    if (torch::autograd::GradMode::is_enabled()) return py::none();
+    if (!valid(cell_.ptr())) return py::bool_(false);
+    const Tensor* x = fitting(inputs.ptr());
+    int64_t rank = form == STEP ? 2 : 3;
+    if (x == nullptr || x->dim() != rank || x->size(rank - 1) != features || x->size(0) < 1 ||
+        (rank == 3 && x->size(1) != 1)) {
+      return py::none();
+    }
+    int64_t batch = x->size(0);
+    const void* h = nullptr;
+    const void* c = nullptr;
+    if (!state.is_none()) {
+      PyObject* sequence = state.ptr();
+      if (!(PyList_Check(sequence) || PyTuple_Check(sequence)) ||
+          PySequence_Fast_GET_SIZE(sequence) != n_state) {
+        return py::none();
+      }
+      for (int64_t k = 0; k < n_state; ++k) {
+        const Tensor* tensor = fitting(PySequence_Fast_GET_ITEM(sequence, k));
+        if (tensor == nullptr || tensor->dim() != 2 || tensor->size(0) != batch ||
+            tensor->size(1) != hidden) {
+          return py::none();
+        }
+        (k == 0 ? h : c) = tensor->data_ptr();
+      }
+    }
+    // New outputs, the state's tensors then the output's copy of h, in one allocation.
+    int64_t n_out = form == STEP ? n_state : n_state + 1, size = batch * hidden;
+    Tensor block = at::detail::empty_cpu({n_out * size}, dtype);
+    auto* base = static_cast<char*>(block.data_ptr());
+    int64_t bytes = size * static_cast<int64_t>(block.element_size());
+    int64_t arguments[11] = {reinterpret_cast<int64_t>(packed.data_ptr()), packed.size(0),
+                             packed.size(1), features, mode, batch,
+                             reinterpret_cast<int64_t>(x->data_ptr()),
+                             reinterpret_cast<int64_t>(h), reinterpret_cast<int64_t>(c),
+                             reinterpret_cast<int64_t>(base),
+                             form == STEP ? 0 : reinterpret_cast<int64_t>(base + n_state * bytes)};
+    {
+      py::gil_scoped_release release;
+      entry(arguments);
+    }
+    py::list new_state(n_state);
+    for (int64_t k = 0; k < n_state; ++k) {
+      new_state[k] = py::reinterpret_steal<py::object>(
+          THPVariable_Wrap(part_of(block, k * size, {batch, hidden})));
+    }
+    py::object output;
+    if (form == STEP) {
+      output = new_state[0];
+    } else {
+      std::vector<int64_t> sizes = form == TIMESTEP ? std::vector<int64_t>{batch, hidden}
+                                                    : std::vector<int64_t>{batch, 1, hidden};
+      output = py::reinterpret_steal<py::object>(
+          THPVariable_Wrap(part_of(block, n_state * size, sizes)));
+    }
+    return py::make_tuple(std::move(output), std::move(new_state));
+  }
+};
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -453,6 +601,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // released, as torch's own ops release it, so other Python threads run meanwhile.
   m.def("run", &run, "Run a recipe on (x, *weights, *states); returns its returned tensors",
         py::call_guard<py::gil_scoped_release>());
+  py::class_<Stepper, std::shared_ptr<Stepper>>(m, "Stepper")
+      .def(py::init<int64_t, Tensor, int64_t, int64_t, int64_t, int64_t, py::handle, py::object,
+                    std::vector<py::object>, py::object, py::object>())
+      .def("step", &Stepper::step, "One step, or None to decline, or False when the cell changed",
+           py::arg("cell"), py::arg("inputs"), py::arg("state"), py::arg("form"));
   m.def("companion_calls", []() {
     return std::make_pair(companion_calls.load(), concurrent_calls.load());
   }, "(calls run with a companion entry, those of them whose two tasks ran on two threads)");

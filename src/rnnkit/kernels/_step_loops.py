@@ -25,9 +25,11 @@ little (15-45 ns measured), against about 1.4 us for the kernel's own work at H=
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from llvmlite import ir
-from numba import carray, types
+from numba import carray, cfunc, types
 from numba.extending import intrinsic
 
 from rnnkit.kernels._numba import (
@@ -225,3 +227,59 @@ def lstm_step(
 
 
 KERNELS = {"rnn": rnn_step, "gru": gru_step, "lstm": lstm_step}
+
+
+# -- entries for the native step (rnnkit/kernels/_native.cpp's Stepper) ---------------------------
+# The C++ step calls these through their address, with one int64 block:
+# ``[packed address, rows, columns, features, mode, batch, x, h, c, out, y]``.
+F32 = np.empty(0, np.float32)
+F64 = np.empty(0, np.float64)
+
+
+@jit
+def step_entry(a, kernel_of, like):
+    """One step of ``kernel_of``'s family from a block (see above), on arrays of ``like``'s
+    dtype."""
+    packed = carray(_pointer(a[0]), (a[1], a[2]), like.dtype)
+    kernel_of(packed, a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10])
+
+
+def _rnn_f32(a):
+    step_entry(a, rnn_step, F32)
+
+
+def _rnn_f64(a):
+    step_entry(a, rnn_step, F64)
+
+
+def _gru_f32(a):
+    step_entry(a, gru_step, F32)
+
+
+def _gru_f64(a):
+    step_entry(a, gru_step, F64)
+
+
+def _lstm_f32(a):
+    step_entry(a, lstm_step, F32)
+
+
+def _lstm_f64(a):
+    step_entry(a, lstm_step, F64)
+
+
+STEP_ENTRIES = {
+    ("rnn", np.float32): _rnn_f32, ("rnn", np.float64): _rnn_f64,
+    ("gru", np.float32): _gru_f32, ("gru", np.float64): _gru_f64,
+    ("lstm", np.float32): _lstm_f32, ("lstm", np.float64): _lstm_f64,
+}
+STEP_BLOCK = 11  # int64 values in an entry's block
+
+
+@functools.cache
+def step_entry_address(family: str, dtype) -> int:
+    """The address of ``family``'s compiled step entry for ``dtype`` (compiled, or loaded from
+    numba's cache, on first use)."""
+    return cfunc(types.void(types.CPointer(types.int64)), cache=True)(
+        STEP_ENTRIES[family, dtype]
+    ).address

@@ -69,12 +69,13 @@ def build(verbose: bool = False) -> Path:
     load(MODULE_NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
          build_directory=str(directory),
          verbose=verbose)
-    from rnnkit.kernels import _entries
+    from rnnkit.kernels import _entries, _step_loops
 
     for family, dtype in _entries.ENTRIES:
         if verbose:
             print(f"compiling the {family} entries for {np.dtype(dtype).name}", flush=True)
         _entries.entry_addresses(family, dtype)
+        _step_loops.step_entry_address(family, dtype)
     return directory
 
 
