@@ -9,6 +9,7 @@
 // Python and copied as is.
 #include <ATen/EmptyTensor.h>
 #include <torch/csrc/autograd/functions/basic_ops.h>
+#include <torch/csrc/Storage.h>
 #include <torch/csrc/autograd/python_variable.h>
 #include <torch/extension.h>
 
@@ -438,6 +439,25 @@ struct Stepper {
   std::vector<const void*> addresses;
   py::object activation_name, recurrent_name, activation, recurrent_activation;
 
+  // The outputs of one step: one allocation holding the state's tensors, then the output's copy
+  // of h unless the form is STEP. Made once and handed out again (the same Python objects) once
+  // nothing outside can see them (`reusable`).
+  struct Slot {
+    py::object tensors[3];
+    py::object storage;  // the allocation's Python handle: the one its users would get
+    char* address = nullptr;
+    // Their references when nobody else held them, counted by Python (the handle's, then each
+    // tensor's) and by torch (the storage's users, then each tensor's): torch's own share of
+    // them is its business, so they are compared with these, not with fixed numbers.
+    Py_ssize_t python_refs[4] = {0, 0, 0, 0};
+    int64_t torch_refs[4] = {0, 0, 0, 0};
+  };
+  // The two slots a stream alternates between, for one batch size and form: a stream that drops
+  // each state once the next step has returned it allocates nothing.
+  int64_t pool_batch = -1, pool_form = -1;
+  Slot slots[2];
+  int next_slot = 0;
+
   Stepper(int64_t entry_address, Tensor packed_, int64_t features_, int64_t hidden_,
           int64_t n_state_, int64_t mode_, py::handle cell_, py::object parameters_,
           std::vector<py::object> names_, py::object activation_,
@@ -488,6 +508,87 @@ struct Stepper {
     return found == value.ptr();
   }
 
+  // A slot for a step's outputs: the one the step before last used, if `reusable`, else a new
+  // one in its place (whatever the caller still holds of the old one stays theirs).
+  Slot& take_slot(int64_t batch, int64_t form, int64_t n_out) {
+    if (batch != pool_batch || form != pool_form) {
+      slots[0] = Slot();
+      slots[1] = Slot();
+      pool_batch = batch;
+      pool_form = form;
+    }
+    Slot& slot = slots[next_slot];
+    next_slot = 1 - next_slot;
+    if (!reusable(slot, n_out, form)) {
+      slot = new_slot(batch, form, n_out);
+      count_references(&slot, n_out);  // here, where nothing else holds them yet
+    }
+    return slot;
+  }
+
+  Slot new_slot(int64_t batch, int64_t form, int64_t n_out) const {
+    int64_t size = batch * hidden;
+    Tensor block = at::detail::empty_cpu({n_out * size}, dtype);
+    Slot slot;
+    for (int64_t k = 0; k < n_out; ++k) {
+      bool sequence = k == n_state && form == TIMESTEP_SEQUENCE;
+      std::vector<int64_t> sizes = sequence ? std::vector<int64_t>{batch, 1, hidden}
+                                            : std::vector<int64_t>{batch, hidden};
+      slot.tensors[k] = py::reinterpret_steal<py::object>(
+          THPVariable_Wrap(part_of(block, k * size, sizes)));
+    }
+    slot.storage = py::reinterpret_steal<py::object>(THPStorage_Wrap(block.storage()));
+    slot.address = static_cast<char*>(block.data_ptr());
+    return slot;
+  }
+
+  static void count_references(Slot* slot, int64_t n_out) {
+    slot->python_refs[0] = Py_REFCNT(slot->storage.ptr());
+    slot->torch_refs[0] = THPStorage_Unpack(slot->storage.ptr()).use_count();
+    for (int64_t k = 0; k < n_out; ++k) {
+      slot->python_refs[k + 1] = Py_REFCNT(slot->tensors[k].ptr());
+      slot->torch_refs[k + 1] = THPVariable_Unpack(slot->tensors[k].ptr()).use_count();
+    }
+  }
+
+  // Whether nothing outside this stepper can see `slot`'s memory, so that it can be written
+  // again, and its tensors are as they were made. Its tensors and their storage's handle are held
+  // by nobody else: no Python reference (a list, a result, a NumPy array's base), no weak one, no
+  // C++ one (autograd's saved tensors, DLPack), no other tensor on the storage (a view, `.data`).
+  // And no write, metadata change (`unsqueeze_`, `set_`) or move of the memory (`share_memory_`,
+  // a storage's `resize_`) happened through them.
+  bool reusable(const Slot& slot, int64_t n_out, int64_t form) const {
+    if (slot.address == nullptr) return false;
+    PyObject* handle = slot.storage.ptr();
+    const c10::Storage& storage = THPStorage_Unpack(handle);
+    if (Py_REFCNT(handle) != slot.python_refs[0] || weakly_referenced(handle) ||
+        storage.use_count() != slot.torch_refs[0] || storage.data() != slot.address) {
+      return false;
+    }
+    int64_t size = pool_batch * hidden;
+    for (int64_t k = 0; k < n_out; ++k) {
+      PyObject* object = slot.tensors[k].ptr();
+      if (Py_REFCNT(object) != slot.python_refs[k + 1] || weakly_referenced(object)) return false;
+      const Tensor& tensor = THPVariable_Unpack(object);
+      bool sequence = k == n_state && form == TIMESTEP_SEQUENCE;
+      if (tensor.use_count() != slot.torch_refs[k + 1] || tensor._version() != 0 || tensor.requires_grad() ||
+          tensor.storage_offset() != k * size || !tensor.is_contiguous() ||
+          tensor.dim() != (sequence ? 3 : 2) || tensor.numel() != size ||
+          !tensor.storage().is_alias_of(storage)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Whether a weak reference to `object` is alive (CPython keeps a list of them in the object,
+  // emptied as they die).
+  static bool weakly_referenced(PyObject* object) {
+    Py_ssize_t offset = Py_TYPE(object)->tp_weaklistoffset;
+    return offset != 0 && *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(object) + offset) !=
+                              nullptr;
+  }
+
   // A plain contiguous CPU tensor (not a subclass) of the stepper's dtype, or nullptr.
   const Tensor* fitting(PyObject* object) const {
     if (Py_TYPE(object) != reinterpret_cast<PyTypeObject*>(THPVariableClass)) return nullptr;
@@ -503,7 +604,7 @@ struct Stepper {
   // See rnnkit.kernels.stepping.fused_step. Returns False when the cell has changed (the caller
   // builds a new stepper), None when the step declines (autograd on, or arguments other than
   // the plain case), else (output, new state list).
-  py::object step(py::handle cell_, py::handle inputs, py::handle state, int64_t form) const {
+  py::object step(py::handle cell_, py::handle inputs, py::handle state, int64_t form) {
     if (torch::autograd::GradMode::is_enabled()) return py::none();
     if (!valid(cell_.ptr())) return py::bool_(false);
     const Tensor* x = fitting(inputs.ptr());
@@ -530,35 +631,24 @@ struct Stepper {
         (k == 0 ? h : c) = tensor->data_ptr();
       }
     }
-    // New outputs, the state's tensors then the output's copy of h, in one allocation.
-    int64_t n_out = form == STEP ? n_state : n_state + 1, size = batch * hidden;
-    Tensor block = at::detail::empty_cpu({n_out * size}, dtype);
-    auto* base = static_cast<char*>(block.data_ptr());
-    int64_t bytes = size * static_cast<int64_t>(block.element_size());
+    int64_t n_out = form == STEP ? n_state : n_state + 1;
+    // A copy: its references keep the slot's objects alive, and not `reusable` by another
+    // thread's step, while the kernel writes into it with the GIL released.
+    Slot slot = take_slot(batch, form, n_out);
+    int64_t bytes = batch * hidden * static_cast<int64_t>(c10::elementSize(dtype));
     int64_t arguments[11] = {reinterpret_cast<int64_t>(packed.data_ptr()), packed.size(0),
                              packed.size(1), features, mode, batch,
                              reinterpret_cast<int64_t>(x->data_ptr()),
                              reinterpret_cast<int64_t>(h), reinterpret_cast<int64_t>(c),
-                             reinterpret_cast<int64_t>(base),
-                             form == STEP ? 0 : reinterpret_cast<int64_t>(base + n_state * bytes)};
+                             reinterpret_cast<int64_t>(slot.address),
+                             form == STEP ? 0 : reinterpret_cast<int64_t>(slot.address + n_state * bytes)};
     {
       py::gil_scoped_release release;
       entry(arguments);
     }
     py::list new_state(n_state);
-    for (int64_t k = 0; k < n_state; ++k) {
-      new_state[k] = py::reinterpret_steal<py::object>(
-          THPVariable_Wrap(part_of(block, k * size, {batch, hidden})));
-    }
-    py::object output;
-    if (form == STEP) {
-      output = new_state[0];
-    } else {
-      std::vector<int64_t> sizes = form == TIMESTEP ? std::vector<int64_t>{batch, hidden}
-                                                    : std::vector<int64_t>{batch, 1, hidden};
-      output = py::reinterpret_steal<py::object>(
-          THPVariable_Wrap(part_of(block, n_state * size, sizes)));
-    }
+    for (int64_t k = 0; k < n_state; ++k) new_state[k] = slot.tensors[k];
+    py::object output = slot.tensors[form == STEP ? 0 : n_state];
     return py::make_tuple(std::move(output), std::move(new_state));
   }
 };

@@ -15,9 +15,11 @@ results:
 
 - With the native build (:mod:`rnnkit.kernels.native`), the C++ ``Stepper`` of ``_native.cpp``:
   the whole call, checks included, is C++, and the compiled step is reached through its
-  ``cfunc`` entry. Its outputs are new tensors at every step (one allocation per step). An
-  LSTM step at H=64, B=1 took 4.6 against 6.8 us through the Python stepper, side by side in
-  ``bench/step.py``.
+  ``cfunc`` entry. It alternates between two slots of outputs (one allocation of one step's
+  tensors each), a slot handed out again only when nothing outside holds its tensors or its
+  storage (the same conditions as :meth:`_Block.free`), else replaced by a new one. An LSTM step
+  at H=64, B=1 took 3.9 against 6.5 us through the Python stepper, side by side in
+  ``bench/step.py`` (4.6 us with a new allocation at every step).
 - Without it, :class:`_Stepper`, in Python. A state that the previous step returned is
   recognised by identity, so its checks are not repeated. The outputs are views handed out from
   a block allocated for many steps (a view costs a third of a tensor of its own in Python, and a

@@ -209,10 +209,10 @@ class RNN(Layer):
         Returns ``(output (B, O), new_state list)``. Shares the layer's weights. Under
         ``torch.no_grad()`` a built-in cell's step runs as one compiled call when the inputs and
         state are tensors of the cell's dtype and shape (the streaming case). Its outputs are then
-        new tensors (with the native build) or views into blocks of preallocated steps, a block
-        written again only once nothing outside can see it: there, keeping one alive keeps its
-        block (16 KB in float32) from reuse; ``.clone()`` an output you store for long. Either
-        way nothing you keep is ever written again. The compiled step reads a packed copy
+        tensors written again only once nothing outside can see them (two slots of one step
+        with the native build, else views into blocks of many steps: there, keeping one alive
+        keeps its block, 16 KB in float32, from reuse; ``.clone()`` an output you store for
+        long). Nothing you keep is ever written again. The compiled step reads a packed copy
         of the weights, renewed when a weight's version counter or storage changes: in-place
         updates (optimizers, ``load_state_dict``, ``set_weights``, ``p.mul_()`` under
         ``no_grad``) and ``p.data = ...`` are seen, but a write through ``p.data`` (which
