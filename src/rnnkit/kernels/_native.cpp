@@ -421,7 +421,7 @@ std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
 // One cell's single steps under no_grad: its compiled step entry (rnnkit/kernels/_step_loops.py),
 // the packed weights it reads, and what must not change for those to stay right. A step at batch
 // 1 is about 2 us of compiled work; Python checking the arguments and handing out the outputs
-// took twice that, so here the whole call, checks included, is C++.
+// took more than twice that, so here the whole call, checks included, is C++.
 struct Stepper {
   enum Form : int64_t { STEP = 0, TIMESTEP = 1, TIMESTEP_SEQUENCE = 2 };
   Entry entry = nullptr;
@@ -571,8 +571,9 @@ struct Stepper {
       if (Py_REFCNT(object) != slot.python_refs[k + 1] || weakly_referenced(object)) return false;
       const Tensor& tensor = THPVariable_Unpack(object);
       bool sequence = k == n_state && form == TIMESTEP_SEQUENCE;
-      if (tensor.use_count() != slot.torch_refs[k + 1] || tensor._version() != 0 || tensor.requires_grad() ||
-          tensor.storage_offset() != k * size || !tensor.is_contiguous() ||
+      if (tensor.use_count() != slot.torch_refs[k + 1] || tensor._version() != 0 ||
+          tensor.requires_grad() || tensor.storage_offset() != k * size ||
+          !tensor.is_contiguous() ||
           tensor.dim() != (sequence ? 3 : 2) || tensor.numel() != size ||
           !tensor.storage().is_alias_of(storage)) {
         return false;
@@ -641,7 +642,8 @@ struct Stepper {
                              reinterpret_cast<int64_t>(x->data_ptr()),
                              reinterpret_cast<int64_t>(h), reinterpret_cast<int64_t>(c),
                              reinterpret_cast<int64_t>(slot.address),
-                             form == STEP ? 0 : reinterpret_cast<int64_t>(slot.address + n_state * bytes)};
+                             form == STEP ? 0 : reinterpret_cast<int64_t>(slot.address) +
+                                                    n_state * bytes};
     {
       py::gil_scoped_release release;
       entry(arguments);
