@@ -45,7 +45,9 @@ import weakref
 import numpy as np
 import torch
 
-_STEPPERS: dict[int, _Stepper | None] = {}  # by id(cell); a stepper holds a weak ref to its cell
+# By id(cell), the C++ Stepper or a _Stepper; dropped when the cell dies (see _install), so a
+# stepper never outlives its cell (the Python one holds a weak ref to it, the C++ one its address).
+_STEPPERS: dict[int, object] = {}
 _loops = None  # rnnkit.kernels._step_loops, once imported
 BLOCK_ELEMENTS = 4096  # values per block of outputs: 32 LSTM steps at B=1, H=64
 MAX_POOLS = 8  # batch sizes with blocks kept, per cell and form
