@@ -20,7 +20,6 @@ from rnnkit.kernels._mkl import packed_product
 from rnnkit.kernels._numba import ONE_32, jit, sigmoid_t, tanh_t
 from rnnkit.kernels._rows import (
     copy,
-    layer_norm_row,
     layer_norm_row_backward,
     repeat_rows,
     row_moments,
@@ -100,17 +99,27 @@ def flat_gates(i_, f_, g_, o_, u_i, u_f, u_g, u_o, peep_rows, offset, c_prev, c_
 
 @jit
 def normed_output_rows(o_, c_new, c_hat, rstd, ln_weight, ln_bias, eps, tanh_c, m):
-    """The second pass of the cell with layer norm on ``c``, row by row over ``c_new (B*H,)``:
-    ``tanh_c = tanh(LN_c(c_new))`` and ``m = o ⊙ tanh_c``, keeping ``c_hat (B, H)`` and LN's
-    ``1 / std`` in ``rstd (B,)`` for the backward."""
+    """The second pass of the cell with layer norm on ``c``, over ``c_new (B*H,)``: ``tanh_c =
+    tanh(LN_c(c_new))`` and ``m = o ⊙ tanh_c``, keeping ``c_hat (B, H)`` and LN's ``1 / std`` in
+    ``rstd (B,)`` for the backward.
+
+    Row by row it normalises and scales into ``tanh_c``; then one flat loop over the batch takes
+    the ``tanh``: in a loop over one row of a few vectors the exponentials' latency dominated (the
+    pass took 2.5 against 1.1 µs a step at B=32, H=32, measured)."""
     hidden = ln_weight.size
     for b in range(c_hat.shape[0]):
         lo = b * hidden
-        rstd[b] = layer_norm_row(c_new[lo : lo + hidden], eps, c_hat[b])
+        mean, var = row_moments(c_new[lo : lo + hidden])
+        scale = 1.0 / np.sqrt(var + eps)
+        rstd[b] = scale
         for j in range(hidden):
-            t = tanh_t(c_hat[b, j] * ln_weight[j] + ln_bias[j])
-            tanh_c[lo + j] = t
-            m[lo + j] = o_[lo + j] * t
+            normed = (c_new[lo + j] - mean) * scale
+            c_hat[b, j] = normed
+            tanh_c[lo + j] = normed * ln_weight[j] + ln_bias[j]
+    for n in range(tanh_c.size):
+        t = tanh_t(tanh_c[n])
+        tanh_c[n] = t
+        m[n] = o_[n] * t
 
 
 @jit
@@ -177,7 +186,7 @@ def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates, n
         mean, var = row_moments(row)
         scale = 1.0 / np.sqrt(var + eps)
         rstd[n] = scale
-        for j in range(row.size):
+        for j in range(row.size):  # in place: one array, so that LLVM vectorises the loop
             row[j] = (row[j] - mean) * scale
         _scatter_gates(row, weight, bias, gates, n * hidden, stride)
 
@@ -185,19 +194,32 @@ def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates, n
 @jit
 def _scatter_gates(row, weight, bias, out, start, stride):
     """``out``'s four gate blocks at ``start + g * stride`` receive ``row (4H,)`` (row-major)
-    ``⊙ weight + bias``; an empty ``bias`` adds nothing."""
+    ``⊙ weight + bias``."""
     hidden = weight.size // 4
     for g in range(4):
-        lo = start + g * stride
-        target, part = out[lo : lo + hidden], row[g * hidden : (g + 1) * hidden]
-        weights = weight[g * hidden : (g + 1) * hidden]
-        if bias.size > 0:
-            biases = bias[g * hidden : (g + 1) * hidden]
-            for j in range(hidden):
-                target[j] = part[j] * weights[j] + biases[j]
-        else:
-            for j in range(hidden):
-                target[j] = part[j] * weights[j]
+        lo, first = start + g * stride, g * hidden
+        target = out[lo : lo + hidden]
+        for j in range(hidden):
+            target[j] = row[first + j] * weight[first + j] + bias[first + j]
+
+
+@jit
+def _normalise_into_gates(row, eps, row_hat, weight, out, start, stride):
+    """Layer norm of ``row (4H,)`` (row-major) in one pass after its moments: ``row_hat``
+    receives it normalised, and ``out``'s four gate blocks at ``start + g * stride`` receive it
+    ``⊙ weight``. Returns ``1 / std``. ``row_hat`` must not be ``row``: LLVM would then run the
+    loop scalar (its overlap check fails)."""
+    hidden = weight.size // 4
+    mean, var = row_moments(row)
+    scale = 1.0 / np.sqrt(var + eps)
+    for g in range(4):
+        lo, first = start + g * stride, g * hidden
+        target = out[lo : lo + hidden]
+        for j in range(hidden):
+            normed = (row[first + j] - mean) * scale
+            row_hat[first + j] = normed
+            target[j] = normed * weight[first + j]
+    return scale
 
 
 @jit
@@ -253,10 +275,10 @@ def gate_major_normed_step(t, steps, product, keep, gates, peep_rows, c_all, tan
     """
     batch, hidden = m.shape
     width = batch * hidden
-    flat_normed, no_bias = normed.reshape(4 * width), ln_c_bias[:0]
+    flat_normed = normed.reshape(4 * width)
     for b in range(batch):
-        rstd[t, b, 0] = layer_norm_row(product[b], eps, h_hat[t, b])
-        _scatter_gates(h_hat[t, b], ln_hh_weight, no_bias, flat_normed, b * hidden, width)
+        rstd[t, b, 0] = _normalise_into_gates(product[b], eps, h_hat[t, b], ln_hh_weight,
+                                              flat_normed, b * hidden, width)
     _cell(t, steps, normed, keep, gates, peep_rows, c_all, tanh_c, m, eps, ln_c_weight, ln_c_bias,
           c_hat, rstd)
 
