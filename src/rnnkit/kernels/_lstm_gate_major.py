@@ -22,7 +22,7 @@ from rnnkit.kernels._rows import (
     copy,
     layer_norm_row_backward,
     repeat_rows,
-    row_moments,
+    row_mean_rstd,
     transpose_into,
 )
 
@@ -109,8 +109,7 @@ def normed_output_rows(o_, c_new, c_hat, rstd, ln_weight, ln_bias, eps, tanh_c, 
     hidden = ln_weight.size
     for b in range(c_hat.shape[0]):
         lo = b * hidden
-        mean, var = row_moments(c_new[lo : lo + hidden])
-        scale = 1.0 / np.sqrt(var + eps)
+        mean, scale = row_mean_rstd(c_new[lo : lo + hidden], eps)
         rstd[b] = scale
         for j in range(hidden):
             normed = (c_new[lo + j] - mean) * scale
@@ -183,8 +182,7 @@ def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates, n
     stride = gate_start(1, 0, steps, batch, hidden)
     for n in range(n0, n1):  # row (t, b) starts at gate_start(0, t, ...) + b * hidden
         row = x_hat[n]
-        mean, var = row_moments(row)
-        scale = 1.0 / np.sqrt(var + eps)
+        mean, scale = row_mean_rstd(row, eps)
         rstd[n] = scale
         for j in range(row.size):  # in place: one array, so that LLVM vectorises the loop
             row[j] = (row[j] - mean) * scale
@@ -210,8 +208,7 @@ def _normalise_into_gates(row, eps, row_hat, weight, out, start, stride):
     ``⊙ weight``. Returns ``1 / std``. ``row_hat`` must not be ``row``: LLVM would then run the
     loop scalar (its overlap check fails)."""
     hidden = weight.size // 4
-    mean, var = row_moments(row)
-    scale = 1.0 / np.sqrt(var + eps)
+    mean, scale = row_mean_rstd(row, eps)
     for g in range(4):
         lo, first = start + g * stride, g * hidden
         target = out[lo : lo + hidden]

@@ -32,11 +32,17 @@ def row_moments(x):
     return shift + mean, var
 
 
+@jit
+def row_mean_rstd(x, eps):
+    """Row ``x``'s mean and layer norm's ``1 / sqrt(variance + eps)``."""
+    mean, var = row_moments(x)
+    return mean, 1.0 / np.sqrt(var + eps)
+
+
 @jit_sums
 def layer_norm_row(x, eps, x_hat):
     """Normalise row ``x`` into ``x_hat`` (mean 0, variance 1); returns ``1 / std``."""
-    mean, var = row_moments(x)
-    rstd = 1.0 / np.sqrt(var + eps)
+    mean, rstd = row_mean_rstd(x, eps)
     for j in range(x.size):
         x_hat[j] = (x[j] - mean) * rstd
     return rstd
