@@ -154,13 +154,13 @@ def test_projected_lstm_runs_natively_and_matches_reference_and_the_python_path(
 
 
 def _native_matches_reference_and_python_path(results, model, twin, monkeypatch,
-                                              python_tolerance=0.0) -> list:
-    """``results(model) -> (tensors, probe)``: ``model`` runs natively (the native node is in
-    ``probe``'s graph) and its tensors match ``twin``'s (the reference loop) and, exactly (or to
-    ``python_tolerance``), those of its own Python path (the extension switched off). Returns the
-    native run's tensors."""
+                                              python_tolerance=0.0, node=NATIVE_NODE) -> list:
+    """``results(model) -> (tensors, probe)``: ``model`` runs natively (the native node, or
+    ``node``, is in ``probe``'s graph) and its tensors match ``twin``'s (the reference loop) and,
+    exactly (or to ``python_tolerance``), those of its own Python path (the extension switched
+    off). Returns the native run's tensors."""
     ours, probe = results(model)
-    assert _in_graph(probe, NATIVE_NODE)
+    assert _in_graph(probe, node)
     theirs, probe = results(twin)
     assert not _in_graph(probe, NATIVE_NODE)
     for a, b in zip(ours, theirs, strict=True):
@@ -591,10 +591,13 @@ PIPELINED = [
 ]
 
 
-@pytest.mark.parametrize("call", ["plain", "hx", "lengths", "stack", "dropout"])
-@pytest.mark.parametrize(("cls", "options"), PIPELINED,
-                         ids=["lstm", "lstm-no_bias", "peephole", "layer_norm", "proj",
-                              "lstm-all", "rnn", "rnn-relu-no_bias", "gru", "gru-no_bias"])
+TWO_CORE_CALLS = ["plain", "hx", "lengths", "stack", "dropout"]
+TWO_CORE_IDS = ["lstm", "lstm-no_bias", "peephole", "layer_norm", "proj", "lstm-all", "rnn",
+                "rnn-relu-no_bias", "gru", "gru-no_bias"]
+
+
+@pytest.mark.parametrize("call", TWO_CORE_CALLS)
+@pytest.mark.parametrize(("cls", "options"), PIPELINED, ids=TWO_CORE_IDS)
 @pytest.mark.parametrize("batch", [1, 3])
 def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls, options, call,
                                                                      two_cores, monkeypatch):
@@ -607,6 +610,54 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls,
     from the Python path by up to 1e-16 in 10 of these 80 cases; later runs matched exactly."""
     from rnnkit.kernels import _common
 
+    gates = {rnnkit.nn.LSTM: 4, rnnkit.nn.GRU: 3, rnnkit.nn.RNN: 1}[cls]
+    rec = options.get("proj_size", 0) or 8
+    family = {rnnkit.nn.LSTM: "lstm", rnnkit.nn.GRU: "gru", rnnkit.nn.RNN: "rnn"}[cls]
+    assert _common.pipeline_chunk(family, batch, 7, 6, gates * 8, rec) == 1
+    assert _common.halves_rows(batch, 7, 6, gates * 8, rec) == 0
+    _check_two_core_call(batch, cls, options, call, monkeypatch, "companion_calls", NATIVE_NODE,
+                         1e-14)
+
+
+@pytest.fixture
+def halves(monkeypatch):
+    """Two torch threads, and every native call of two rows or more split in two halves of the
+    batch (see rnnkit.kernels._entries.recipe)."""
+    from rnnkit.kernels import _common
+
+    monkeypatch.setattr(_common, "HALVES_MIN_MACS", 0)
+    monkeypatch.setattr(_common, "HALVES_MIN_BATCH", 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("call", TWO_CORE_CALLS)
+@pytest.mark.parametrize(("cls", "options"), PIPELINED, ids=TWO_CORE_IDS)
+@pytest.mark.parametrize("batch", [2, 3])
+def test_calls_split_in_halves_of_the_batch_match_reference_and_the_python_path(
+        batch, cls, options, call, halves, monkeypatch):
+    """With two threads a native call may split its batch in two, each half a call of its own
+    on one core (counted by the extension): the outputs, and the gradients of x and the initial
+    states, are the halves' rows; the weights' gradients are their sums. The results match the
+    reference loop, and the Python path (one call for the whole batch) to 1e-10, as the
+    reference: the sums and, in stacks, what follows from them are in another order. With
+    ``lengths`` the rows' lengths differ between the halves."""
+    from rnnkit.kernels import _common
+
+    gates = {rnnkit.nn.LSTM: 4, rnnkit.nn.GRU: 3, rnnkit.nn.RNN: 1}[cls]
+    rec = options.get("proj_size", 0) or 8
+    assert _common.halves_rows(batch, 7, 6, gates * 8, rec) == (batch + 1) // 2
+    _check_two_core_call(batch, cls, options, call, monkeypatch, "halved_calls", "NativeHalves",
+                         1e-10)
+
+
+def _check_two_core_call(batch, cls, options, call, monkeypatch, counter, node, tolerance):
+    """One of the two-core tests: ``call`` of a ``cls(**options)`` module (one layer, or two
+    with ``stack`` or ``dropout``) matches the reference loop and the Python path (see
+    :func:`_native_matches_reference_and_python_path`), and the extension's ``counter`` counts
+    a forward and a backward per layer and direction, some of them run on two threads."""
     torch.manual_seed(11)
     kwargs = dict(options)
     if call == "stack":
@@ -624,9 +675,6 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls,
         hx = (h0, torch.randn(layers, batch, 8, dtype=torch.float64, requires_grad=True)) \
             if lstm else h0
     lengths = torch.tensor([7, 3, 5][:batch]) if call == "lengths" else None
-    family = {rnnkit.nn.LSTM: "lstm", rnnkit.nn.GRU: "gru", rnnkit.nn.RNN: "rnn"}[cls]
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[family]
-    assert _common.pipeline_chunk(family, batch, 7, 6, gates * 8, rec) == 1
 
     def results(model):
         torch.manual_seed(5)  # the same dropout masks for every run
@@ -638,11 +686,81 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls,
         tracked = [*model.parameters(), x, *initial]
         return [output, *states, *torch.autograd.grad(loss, tracked)], states[0]
 
-    calls, concurrent = native.extension().companion_calls()
+    calls, concurrent = getattr(native.extension(), counter)()
     if call == "dropout":  # inter-layer dropout: the reference twin draws the same masks
         module.train(), twin.train()
-    _native_matches_reference_and_python_path(results, module, twin, monkeypatch, 1e-14)
+    _native_matches_reference_and_python_path(results, module, twin, monkeypatch, tolerance, node)
     monkeypatch.undo()  # the extension again, for its counters
-    after = native.extension().companion_calls()
+    after = getattr(native.extension(), counter)()
     assert after[0] >= calls + 2 * layers  # a forward and a backward per layer and direction
     assert after[1] > concurrent
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("family", ["SimpleRNN", "GRU", "LSTM"])
+def test_keras_face_recurrent_dropout_in_halves_matches_reference(family, masked, halves,
+                                                                  monkeypatch):
+    """A recurrent-dropout mask and a Keras mask (left padding) are split by rows with the
+    batch: the halves' results match the reference loop with the same random masks."""
+    import rnnkit.layers
+
+    torch.manual_seed(7)
+    layers = [getattr(rnnkit.layers, family)(6, return_sequences=True, dropout=0.25,
+                                             recurrent_dropout=0.4, dtype=torch.float64,
+                                             backend=backend)
+              for backend in ("auto", "reference")]
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 5, [False, False, True, True, True],
+                         [False, True, True, True, True]]) if masked else None
+    layers[0](x)
+    layers[1](x)
+    layers[1].load_state_dict(layers[0].state_dict())
+
+    def results(layer):
+        torch.manual_seed(8)  # the same dropout masks for every run
+        output = layer(x, mask=mask, training=True)
+        grads = torch.autograd.grad((output**2).sum(), [*layer.parameters(), x])
+        return [output, *grads], output
+
+    calls = native.extension().halved_calls()[0]
+    _native_matches_reference_and_python_path(results, *layers, monkeypatch, 1e-10,
+                                              "NativeHalves")
+    monkeypatch.undo()
+    assert native.extension().halved_calls()[0] >= calls + 2
+
+
+def test_halves_with_unused_outputs_and_create_graph(halves):
+    """Split in halves, an unused output gets zeros as its gradient, and a ``create_graph=True``
+    backward gives first-order gradients that refuse a second differentiation."""
+    module, twin = _pair(rnnkit.nn.LSTM, {"peephole": True}, torch.float64)
+    x = torch.randn(5, 4, 6, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for model in (module, twin):
+        _, (h_n, _) = model(x)  # the outputs and c_n unused
+        grads.append(torch.autograd.grad(h_n.square().sum(), [x, *model.parameters()],
+                                         create_graph=model is module))
+        assert _in_graph(h_n, "NativeHalves") == (model is module)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a.detach(), b, rtol=1e-10, atol=1e-10)
+    with pytest.raises(RuntimeError, match="differentiate twice .* once_differentiable"):
+        grads[0][0].sum().backward()
+
+
+def test_which_calls_are_split_in_halves(monkeypatch):
+    """Two threads, a batch of 2 or at least HALVES_MIN_BATCH, a step GEMM on one BLAS thread
+    and GEMMs of at least HALVES_MIN_MACS multiply-adds: the first half takes the odd row."""
+    from rnnkit.kernels import _common
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert _common.halves_rows(2, 100, 64, 256, 64) == 1
+        assert _common.halves_rows(33, 100, 64, 256, 64) == 17
+        assert _common.halves_rows(32, 100, 64, 256, 64) == 16
+        assert _common.halves_rows(4, 100, 64, 256, 64) == 0  # halves of 2 rows lost (measured)
+        assert _common.halves_rows(8, 10, 32, 128, 32) == 0  # below HALVES_MIN_MACS
+        assert _common.halves_rows(64, 100, 512, 2048, 512) == 0  # a two-thread step GEMM
+        torch.set_num_threads(1)
+        assert _common.halves_rows(32, 100, 64, 256, 64) == 0
+    finally:
+        torch.set_num_threads(threads)

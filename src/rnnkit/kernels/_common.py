@@ -302,6 +302,35 @@ def pipeline_chunk(family: str, batch: int, steps: int, features: int, width: in
     return chunk if chunk < steps else 0
 
 
+# The least multiply-adds of a call's GEMMs over all steps (its input projection and step GEMMs,
+# ``B*T*width*(I + depth)``) for which the native call splits its batch in two halves run at once
+# on the two cores (see rnnkit.kernels._entries.recipe), and the batches it splits: 2 (two rows
+# of the matrix-vector path) or at least HALVES_MIN_BATCH. Measured on two threads, forward and
+# backward against the one-core recurrence with its companion: 1.1-1.4x faster at B >= 8 from
+# about this size (B=32, T=100, H=128: 1.25x for the LSTM, 1.22x GRU, 1.29x SimpleRNN), 1.6-2.2x
+# at B=2, but 0.75-0.91x at B=4 and 6, whose halves of 2 and 3 rows cost nearly what 4 rows do.
+HALVES_MIN_MACS = 1 << 20
+HALVES_MIN_BATCH = 8
+
+
+def halves_rows(batch: int, steps: int, features: int, width: int, depth: int) -> int:
+    """The rows of the first half when a native call of these sizes splits its batch in two (see
+    :func:`rnnkit.kernels._entries.recipe`), else 0.
+
+    It splits when torch may use two threads, the batch is 2 or at least ``HALVES_MIN_BATCH``,
+    its step GEMM ``(batch, depth) @ (depth, width)`` runs on one BLAS thread (see
+    :func:`gemm_threads`; a larger one is split between the threads already) and its GEMMs have
+    at least ``HALVES_MIN_MACS`` multiply-adds.
+    """
+    if torch.get_num_threads() < 2 or not (batch == 2 or batch >= HALVES_MIN_BATCH):
+        return 0
+    if gemm_threads(batch, width, depth) != 1:
+        return 0
+    if batch * steps * width * (features + depth) < HALVES_MIN_MACS:
+        return 0
+    return (batch + 1) // 2
+
+
 _work_arrays = threading.local()
 
 

@@ -25,7 +25,7 @@ from rnnkit.kernels import gru as gru_arrays
 from rnnkit.kernels import lstm as lstm_arrays
 from rnnkit.kernels import native
 from rnnkit.kernels import rnn as rnn_arrays
-from rnnkit.kernels._common import NUMPY_DTYPES, gemm_threads, pipeline_chunk
+from rnnkit.kernels._common import NUMPY_DTYPES, gemm_threads, halves_rows, pipeline_chunk
 from rnnkit.kernels._lstm_loops import (
     lstm_backward,
     lstm_backward_weights,
@@ -241,7 +241,7 @@ def rnn_recipe(kernel, call):
     hidden, features = kernel.tensors[0].shape
     batch, steps = call.batch, call.steps
     # With a chunk the GEMMs over all steps run on the companion thread (see _sync).
-    chunk = pipeline_chunk("rnn", batch, steps, features, hidden, hidden)
+    chunk = 0 if call.single_core else pipeline_chunk("rnn", batch, steps, features, hidden, hidden)
     scalars = [call.zero_output, kernel.codes[0], chunk]  # zero_output, act, chunk
 
     def backward_shape(needs):
@@ -322,7 +322,8 @@ def gru_recipe(kernel, call):
     act, rec_act = kernel.codes
     zero_output = call.zero_output
     # With a chunk the GEMMs over all steps run on the companion thread (see _sync).
-    chunk = pipeline_chunk("gru", batch, steps, features, three_h, hidden)
+    chunk = 0 if call.single_core else pipeline_chunk("gru", batch, steps, features, three_h,
+                                                      hidden)
     forward_scalars = [zero_output, act, rec_act, reset_after,
                        column_blocks(batch, hidden, width), chunk]
     backward_scalars = [zero_output, act, rec_act, reset_after,
@@ -414,7 +415,7 @@ def lstm_recipe(kernel, call):
                      (rec, hidden) if proj else (0, 0), (3, hidden), *ln_shapes)
 
     # With a chunk the GEMMs over all steps run on the companion thread (see _sync).
-    chunk = pipeline_chunk("lstm", batch, steps, features, four_h, rec)
+    chunk = 0 if call.single_core else pipeline_chunk("lstm", batch, steps, features, four_h, rec)
     forward = Arguments([call.zero_output, act, rec_act, minor, chunk])
     forward.tensor(INPUT, 0, (batch, steps, features))
     _initial_states(forward, kernel, batch, (rec, hidden), with_state)
@@ -612,20 +613,54 @@ class Call(NamedTuple):
     masked: bool = False
     zero_output: bool = False
     dropped: bool = False
+    single_core: bool = False  # no companion (see rnnkit.kernels._sync), as a half's call
 
 
 def recipe(kernel, call: Call):
     """The native recipe of ``kernel`` for ``call``; ``None`` without the build or for a family
-    without entries."""
+    without entries.
+
+    With two threads and a batch large enough (see :func:`~rnnkit.kernels._common.halves_rows`)
+    the call is split in two halves of the batch, each with a recipe of its own for its rows,
+    which the C++ side runs at once on the two cores: the rows of a recurrence are independent,
+    so the halves never wait for each other. Their outputs and the gradients of x and of the
+    initial states are the two halves' rows of one tensor; the weights' gradients are summed."""
     name = kernel.spec.family
-    builder = BUILDERS.get(name)
-    if builder is None or native.extension() is None:
+    if BUILDERS.get(name) is None or native.extension() is None:
         return None
-    forward, backwards, returned, saved, gradients, pipelined = builder(kernel, call)
+    spec = kernel.spec
+    width = GATES[name] * spec.hidden_size
+    first = halves_rows(call.batch, call.steps, kernel.tensors[0].shape[1], width,
+                        spec.recurrent_size)
+    if first == 0 or call.single_core:
+        return _recipe(kernel, call)[0]
+    halves = [_recipe(kernel, call._replace(batch=rows, single_core=True))
+              for rows in (first, call.batch - first)]
+    (one, shapes), (other, _) = halves
+    made = native.extension().Recipe()
+    state_dim = 1 if call.stacked else 0
+    states = len(shapes) - 1
+    input_dims = ([0] + [-1] * len(kernel.weights) + [state_dim] * (states * call.with_state)
+                  + [0] * (call.masked + call.dropped))
+    returned_dims = [0] + [state_dim] * states
+    whole = [list(shape) for shape in shapes]
+    for shape, dim in zip(whole, returned_dims):
+        shape[dim] = call.batch
+    made.set_halves(one, other, input_dims, returned_dims, whole)
+    made.threads = 1
+    return made
+
+
+def _recipe(kernel, call: Call):
+    """``(recipe, shapes of its returned tensors)`` for ``call`` as one call."""
+    name = kernel.spec.family
+    forward, backwards, returned, saved, gradients, pipelined = BUILDERS[name](kernel, call)
     entries = entry_addresses(name, NUMPY_DTYPES[kernel.dtype])
     companions = entries[2:4] if pipelined else (0, 0)
     made = native.make_recipe(forward, backwards, entries[:2], returned, saved, gradients,
                               companions)
     spec = kernel.spec
     made.threads = gemm_threads(call.batch, GATES[name] * spec.hidden_size, spec.recurrent_size)
-    return made
+    if call.single_core:
+        made.threads = 1
+    return made, [forward.allocations[index] for index in returned]

@@ -215,11 +215,16 @@ struct Part {
     allocations = std::move(allocations_);
   }
 
-  std::vector<Tensor> allocate(const at::TensorOptions& options) const {
+  // The call's allocations; those defined in `given` (by index) are taken from it instead.
+  std::vector<Tensor> allocate(const at::TensorOptions& options,
+                               const std::vector<Tensor>& given = {}) const {
     std::vector<Tensor> tensors;
     tensors.reserve(allocations.size());
     auto dtype = options.dtype().toScalarType();
-    for (const auto& shape : allocations) tensors.push_back(empty_buffer(shape, dtype));
+    for (size_t k = 0; k < allocations.size(); ++k) {
+      bool preset = k < given.size() && given[k].defined();
+      tensors.push_back(preset ? given[k] : empty_buffer(allocations[k], dtype));
+    }
     return tensors;
   }
 
@@ -262,7 +267,18 @@ struct Part {
   }
 };
 
+struct Recipe;
+using RecipePtr = c10::intrusive_ptr<Recipe>;
+
 struct Recipe : torch::CustomClassHolder {
+  // A call split by batch rows (see rnnkit/kernels/_entries.py, `halves`): when `halves` holds two
+  // recipes, each runs its `rows` of the batch, at once on two threads, and the parts below
+  // are theirs, not this recipe's.
+  std::vector<RecipePtr> halves;
+  int64_t rows[2] = {0, 0};
+  std::vector<int64_t> input_dims;  // per input, its batch dimension; -1 for a weight
+  std::vector<int64_t> returned_dims;  // per returned tensor, its batch dimension
+  std::vector<std::vector<int64_t>> returned_shapes;  // the whole call's returned tensors
   Part forward;
   Part backward[2];  // without and with the first input's (x's) gradient
   std::vector<int64_t> returned;  // the forward's allocations returned, in order
@@ -290,9 +306,12 @@ struct Recipe : torch::CustomClassHolder {
     }
     return true;
   }
-};
 
-using RecipePtr = c10::intrusive_ptr<Recipe>;
+  // The shape of the `index`-th returned tensor.
+  std::vector<int64_t> returned_shape(size_t index) const {
+    return halves.empty() ? forward.allocations[returned[index]] : returned_shapes[index];
+  }
+};
 
 void use_blas_threads(int64_t threads) {
   if (get_blas_threads != nullptr && get_blas_threads() != threads) {
@@ -313,6 +332,78 @@ std::vector<Tensor> run_forward(const Recipe& recipe, const std::vector<Tensor>&
     for (int64_t index : recipe.saved) kept->push_back(allocated[index]);
   }
   return results;
+}
+
+// The incoming gradients as `part` reads them: `incoming` holds those it reads (GRADIENT), each
+// contiguous, and `copies` those its kernel writes into (GRADIENT_COPY, the final states', which
+// become the initial states'). An output that was not used gets zeros.
+void take_incoming(const Recipe& recipe, const Part& part, const variable_list& grads,
+                   at::ScalarType dtype, std::vector<Tensor>* incoming,
+                   std::vector<Tensor>* copies) {
+  for (size_t k = 0; k < part.sources.size(); ++k) {
+    if (part.sources[k] != GRADIENT && part.sources[k] != GRADIENT_COPY) continue;
+    int64_t index = part.indices[k];
+    const Tensor& grad = grads[index];
+    Tensor& target = part.sources[k] == GRADIENT ? (*incoming)[index] : (*copies)[index];
+    if (!grad.defined()) {  // zeros, without the dispatcher
+      target = empty_buffer(recipe.returned_shape(index), dtype);
+      std::memset(target.data_ptr(), 0, target.nbytes());
+    } else if (part.sources[k] == GRADIENT && grad.is_contiguous()) {
+      target = grad;
+    } else {  // a contiguous copy; for GRADIENT_COPY the kernel writes into it
+      target = empty_buffer(grad.sizes(), grad.scalar_type());
+      copy_gradient(grad, target);
+    }
+  }
+}
+
+// With create_graph=True and gradients that carry a graph, the results carry a node that refuses
+// to be differentiated, as torch's once_differentiable makes: the compiled backward has no
+// backward of its own. `result[0]` is the recipe's, always undefined.
+void refuse_double_backward(const variable_list& grads, variable_list* result) {
+  bool graph = false;
+  if (torch::autograd::GradMode::is_enabled()) {
+    for (const auto& grad : grads) graph = graph || (grad.defined() && grad.requires_grad());
+  }
+  if (!graph) return;
+  variable_list defined;
+  for (size_t i = 1; i < result->size(); ++i) {
+    if ((*result)[i].defined()) defined.push_back((*result)[i].detach().requires_grad_(true));
+  }
+  variable_list wrapped =
+      torch::autograd::DelayedError(
+          "trying to differentiate twice rnnkit's fused kernels, whose backward is "
+          "once_differentiable; run the layer with backend='reference' for higher-order "
+          "gradients",
+          static_cast<int>(defined.size()))
+          .apply(std::move(defined));
+  size_t k = 0;
+  for (size_t i = 1; i < result->size(); ++i) {
+    if ((*result)[i].defined()) (*result)[i] = wrapped[k++];
+  }
+}
+
+// `count` rows of `tensor` from `start` along its batch dimension `dim`, or `tensor` itself for
+// -1 (a weight). A view, contiguous as the recipes take them: every dimension before the batch's
+// has size 1 (x (B, T, I), states (B, s) or (1, B, s), masks (B, ·)).
+Tensor rows_of(const Tensor& tensor, int64_t dim, int64_t start, int64_t count) {
+  return dim < 0 ? tensor : tensor.narrow(dim, start, count);
+}
+
+// Calls split in halves, and those whose halves ran on two threads (for tests).
+std::atomic<int64_t> halved_calls{0}, concurrent_halves{0};
+
+// `task(0)` and `task(1)`, the two halves of a call, at once as two tasks of torch's pool (see
+// Part::run for why torch's), each on one BLAS thread; one after the other when the pool gives
+// one thread.
+template <typename Task>
+void run_both(const Recipe& recipe, const Task& task) {
+  use_blas_threads(1);
+  halved_calls.fetch_add(1, std::memory_order_relaxed);
+  at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+    if (end - begin == 1 && begin == 1) concurrent_halves.fetch_add(1, std::memory_order_relaxed);
+    for (int64_t k = begin; k < end; ++k) task(static_cast<int>(k));
+  });
 }
 
 struct NativeSequence : public torch::autograd::Function<NativeSequence> {
@@ -338,22 +429,7 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
     bool needs_x = ctx->needs_input_grad(0);
     const Part& part = recipe.backward[needs_x ? 1 : 0];
     std::vector<Tensor> incoming(grads.size()), copies(grads.size());
-    for (size_t k = 0; k < part.sources.size(); ++k) {
-      int64_t index = part.indices[k];
-      const Tensor& grad = grads[index];
-      if (part.sources[k] != GRADIENT && part.sources[k] != GRADIENT_COPY) continue;
-      Tensor& target = part.sources[k] == GRADIENT ? incoming[index] : copies[index];
-      if (!grad.defined()) {  // an output that was not used: zeros (without the dispatcher)
-        target = empty_buffer(recipe.forward.allocations[recipe.returned[index]],
-                              inputs[0].scalar_type());
-        std::memset(target.data_ptr(), 0, target.nbytes());
-      } else if (part.sources[k] == GRADIENT && grad.is_contiguous()) {
-        target = grad;
-      } else {  // a contiguous copy; for GRADIENT_COPY the kernel writes into it
-        target = empty_buffer(grad.sizes(), grad.scalar_type());
-        copy_gradient(grad, target);
-      }
-    }
+    take_incoming(recipe, part, grads, inputs[0].scalar_type(), &incoming, &copies);
     std::vector<Tensor> allocated = part.allocate(inputs[0].options());
     use_blas_threads(recipe.threads);
     part.run({&inputs, &allocated, &kept, &incoming, &copies});
@@ -372,29 +448,114 @@ struct NativeSequence : public torch::autograd::Function<NativeSequence> {
         result[1 + i] = part_of(block, recipe.gradient_offset[i], inputs[i].sizes());
       }
     }
-    bool graph = false;  // create_graph=True and gradients that carry a graph
-    if (torch::autograd::GradMode::is_enabled()) {
-      for (const auto& grad : grads) graph = graph || (grad.defined() && grad.requires_grad());
+    refuse_double_backward(grads, &result);
+    return result;
+  }
+};
+
+// The forward of a recipe split in halves (see Recipe::halves), without autograd: each half's
+// recipe runs on its rows of the batch-major inputs and writes its rows of the returned
+// tensors, the two at once as two tasks of torch's pool (one after the other when it has one
+// thread). Each half's saved allocations go to `kept`, the first half's first.
+std::vector<Tensor> run_halves_forward(const Recipe& recipe, const std::vector<Tensor>& inputs,
+                                       std::vector<Tensor>* kept) {
+  auto dtype = inputs[0].scalar_type();
+  std::vector<Tensor> results;
+  for (const auto& shape : recipe.returned_shapes) results.push_back(empty_buffer(shape, dtype));
+  std::vector<Tensor> given[2], allocated[2];
+  for (int k = 0; k < 2; ++k) {
+    const Recipe& half = *recipe.halves[k];
+    int64_t start = k == 0 ? 0 : recipe.rows[0];
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      given[k].push_back(rows_of(inputs[i], recipe.input_dims[i], start, recipe.rows[k]));
     }
-    if (graph) {
-      // The gradients carry a node that refuses to be differentiated, as torch's
-      // once_differentiable makes: the compiled backward has no backward of its own.
-      variable_list defined;
-      for (size_t i = 1; i < result.size(); ++i) {
-        if (result[i].defined()) defined.push_back(result[i].detach().requires_grad_(true));
+    std::vector<Tensor> preset(half.forward.allocations.size());
+    for (size_t r = 0; r < half.returned.size(); ++r) {
+      preset[half.returned[r]] = rows_of(results[r], recipe.returned_dims[r], start,
+                                         recipe.rows[k]);
+    }
+    allocated[k] = half.forward.allocate(inputs[0].options(), preset);
+  }
+  run_both(recipe, [&](int k) { recipe.halves[k]->forward.run({&given[k], &allocated[k]}); });
+  if (kept != nullptr) {
+    for (int k = 0; k < 2; ++k) {
+      for (int64_t index : recipe.halves[k]->saved) kept->push_back(allocated[k][index]);
+    }
+  }
+  return results;
+}
+
+struct NativeHalves : public torch::autograd::Function<NativeHalves> {
+  static variable_list forward(AutogradContext* ctx, RecipePtr recipe, at::TensorList inputs) {
+    std::vector<Tensor> given(inputs.begin(), inputs.end());
+    std::vector<Tensor> kept;
+    variable_list results = run_halves_forward(*recipe, given, &kept);
+    given.insert(given.end(), kept.begin(), kept.end());
+    ctx->save_for_backward(given);
+    ctx->saved_data["recipe"] = c10::IValue::make_capsule(recipe);
+    ctx->set_materialize_grads(false);
+    return results;
+  }
+
+  // Each half's backward on its rows of the incoming gradients, at once; x's and the initial
+  // states' gradients are the halves' rows of one tensor, the weights' the sum of the two.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto holder = ctx->saved_data["recipe"].toCapsule();
+    const Recipe& recipe = *static_cast<Recipe*>(holder.get());
+    const Recipe* halves[2] = {recipe.halves[0].get(), recipe.halves[1].get()};
+    std::vector<Tensor> inputs = ctx->get_saved_variables();
+    size_t count = recipe.gradient_of.size(), first = halves[0]->saved.size();
+    std::vector<Tensor> kept[2] = {
+        std::vector<Tensor>(inputs.begin() + count, inputs.begin() + count + first),
+        std::vector<Tensor>(inputs.begin() + count + first, inputs.end())};
+    inputs.resize(count);
+    bool needs_x = ctx->needs_input_grad(0);
+    int with_x = needs_x ? 1 : 0;
+    std::vector<Tensor> incoming(grads.size()), copies(grads.size());
+    take_incoming(recipe, halves[0]->backward[with_x], grads, inputs[0].scalar_type(), &incoming,
+                  &copies);
+    int64_t x_gradient = recipe.gradient_of[0];
+    Tensor d_x;
+    if (needs_x && x_gradient >= 0) d_x = empty_buffer(inputs[0].sizes(), inputs[0].scalar_type());
+    std::vector<Tensor> given[2], taken[2], copied[2], allocated[2];
+    for (int k = 0; k < 2; ++k) {
+      int64_t start = k == 0 ? 0 : recipe.rows[0], rows = recipe.rows[k];
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        given[k].push_back(rows_of(inputs[i], recipe.input_dims[i], start, rows));
       }
-      variable_list wrapped =
-          torch::autograd::DelayedError(
-              "trying to differentiate twice rnnkit's fused kernels, whose backward is "
-              "once_differentiable; run the layer with backend='reference' for higher-order "
-              "gradients",
-              static_cast<int>(defined.size()))
-              .apply(std::move(defined));
-      size_t k = 0;
-      for (size_t i = 1; i < result.size(); ++i) {
-        if (result[i].defined()) result[i] = wrapped[k++];
+      for (size_t i = 0; i < grads.size(); ++i) {
+        taken[k].push_back(incoming[i].defined()
+                               ? rows_of(incoming[i], recipe.returned_dims[i], start, rows)
+                               : Tensor());
+        copied[k].push_back(copies[i].defined()
+                                ? rows_of(copies[i], recipe.returned_dims[i], start, rows)
+                                : Tensor());
+      }
+      const Part& part = halves[k]->backward[with_x];
+      std::vector<Tensor> preset(part.allocations.size());
+      if (d_x.defined()) preset[x_gradient] = rows_of(d_x, recipe.input_dims[0], start, rows);
+      allocated[k] = part.allocate(inputs[0].options(), preset);
+    }
+    run_both(recipe, [&](int k) {
+      halves[k]->backward[with_x].run({&given[k], &allocated[k], &kept[k], &taken[k],
+                                       &copied[k]});
+    });
+    variable_list result(1 + inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      int64_t index = recipe.gradient_of[i];
+      if (index == -1 || !ctx->needs_input_grad(i)) continue;
+      if (index < -1) {  // an initial state's, left in its final state's copy
+        result[1 + i] = copies[-2 - index];
+      } else if (recipe.input_dims[i] >= 0) {  // x's
+        result[1 + i] = d_x;
+      } else {  // a weight's: the halves' sum, in the first half's allocation
+        int64_t offset = recipe.gradient_offset[i];
+        Tensor sum = part_of(allocated[0][index], offset, inputs[i].sizes());
+        sum.add_(part_of(allocated[1][index], offset, inputs[i].sizes()));
+        result[1 + i] = sum;
       }
     }
+    refuse_double_backward(grads, &result);
     return result;
   }
 };
@@ -412,6 +573,10 @@ std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
   bool tracked = false;
   if (torch::autograd::GradMode::is_enabled()) {
     for (const auto& tensor : inputs) tracked = tracked || tensor.requires_grad();
+  }
+  if (!recipe->halves.empty()) {
+    if (!tracked) return run_halves_forward(*recipe, inputs, nullptr);
+    return NativeHalves::apply(recipe, at::TensorList(inputs));
   }
   if (!tracked) return run_forward(*recipe, inputs, nullptr);
   return NativeSequence::apply(recipe, at::TensorList(inputs));
@@ -685,6 +850,26 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("gradient_offset", &Recipe::gradient_offset)
       .def_readwrite("constants", &Recipe::constants)
       .def_readwrite("threads", &Recipe::threads)
+      .def("set_halves", [](Recipe& r, RecipePtr first, RecipePtr second,
+                            std::vector<int64_t> input_dims, std::vector<int64_t> returned_dims,
+                            std::vector<std::vector<int64_t>> returned_shapes) {
+        TORCH_CHECK(first->halves.empty() && second->halves.empty(),
+                    "set_halves: a half cannot itself be split");
+        TORCH_CHECK(returned_dims.size() == returned_shapes.size() &&
+                        returned_dims.size() == first->returned.size(),
+                    "set_halves: returned_dims and returned_shapes must have one entry per "
+                    "returned tensor (", first->returned.size(), ")");
+        TORCH_CHECK(input_dims.size() == first->gradient_of.size() && input_dims[0] == 0,
+                    "set_halves: input_dims must have one entry per input, x's being 0");
+        r.rows[0] = first->forward.allocations[first->returned[0]][0];
+        r.rows[1] = second->forward.allocations[second->returned[0]][0];
+        r.halves = {std::move(first), std::move(second)};
+        r.input_dims = std::move(input_dims);
+        r.returned_dims = std::move(returned_dims);
+        r.returned_shapes = std::move(returned_shapes);
+        r.gradient_of = r.halves[0]->gradient_of;
+        r.gradient_offset = r.halves[0]->gradient_offset;
+      }, "Makes this recipe run its call in two halves of the batch, one recipe each")
       .def("expect", [](Recipe& r, const Tensor& like, std::vector<std::vector<int64_t>> sizes) {
         r.expected_dtype = like.scalar_type();
         r.expected_sizes = std::move(sizes);
@@ -701,6 +886,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("companion_calls", []() {
     return std::make_pair(companion_calls.load(), concurrent_calls.load());
   }, "(calls run with a companion entry, those of them whose two tasks ran on two threads)");
+  m.def("halved_calls", []() {
+    return std::make_pair(halved_calls.load(), concurrent_halves.load());
+  }, "(calls split in halves of the batch, those of them whose halves ran on two threads)");
   m.def("pooled_bytes", []() { return BufferPool::instance().free_bytes(); },
         "Bytes of freed buffers the native call's pool keeps for reuse");
   m.def("set_pool_limit", [](int64_t bytes) {
