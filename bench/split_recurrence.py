@@ -1,8 +1,11 @@
-"""A prototype, for the next design of the two-core path: the LSTM's forward recurrence with each
+"""A prototype of a two-core path that was not built: the LSTM's forward recurrence with each
 step split by units between two threads.
 
-rnnkit's two-core path runs the recurrence on one core and the GEMMs over all steps on the other
-(see ``rnnkit.kernels._sync``). oneDNN instead splits each step between the threads. This times
+When it was written, rnnkit's two-core path ran the recurrence on one core and the GEMMs over all
+steps on the other (see ``rnnkit.kernels._sync``). oneDNN instead splits each step between the
+threads. The native call now splits the batch in two halves instead, one per core (see
+``rnnkit.kernels._entries.recipe``), which needs no barrier at all; a split by units would still
+be the way for B=1, whose row cannot be split. This times
 that split on the kernels' own pieces: each thread takes half the units, multiplies ``h_t`` by its
 units' rows of U on MKL's packed GEMM (one per gate, as the gate-major step does), runs the flat
 cell (``_lstm_gate_major.flat_cell``) over its half of the batch's units, writes its half of

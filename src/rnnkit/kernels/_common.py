@@ -291,7 +291,8 @@ def pipeline_chunk(family: str, batch: int, steps: int, features: int, width: in
     Two cores are used when torch may use two threads, the step GEMM runs on one BLAS thread (see
     :func:`gemm_threads`) and the input projection has at least ``PIPELINE_MIN_MACS[family]``
     multiply-adds. A chunk holds at least ``PIPELINE_MIN_ROWS`` rows, and there are at least 2
-    and at most ``PIPELINE_MAX_CHUNKS``.
+    and at most ``PIPELINE_MAX_CHUNKS``. (A native call that :func:`halves_rows` splits runs its
+    halves without companions.)
     """
     least = PIPELINE_MIN_MACS.get(family)
     if least is None or torch.get_num_threads() < 2:

@@ -23,10 +23,13 @@ between, masks and recurrent-dropout masks included. The ``autograd.Function`` h
 refuses (tensors its recipe cannot take as they are, e.g. a non-contiguous state) and every call
 in processes without its build.
 
-With two torch threads, an LSTM call large enough runs its GEMMs over all steps (the input
-projection; the weight and input gradients) on the second core, chunk by chunk, next to the
-recurrence (:mod:`rnnkit.kernels._sync`): the native call runs the two at once on torch's own
-thread pool, the Python path one after the other, with the same results.
+With two torch threads the native call uses both cores. A call of a batch of 2, or of at least
+8 rows, large enough splits its batch in two halves, each a call of its own on one core (see
+:func:`rnnkit.kernels._entries.recipe`): the rows of a recurrence do not depend on each other.
+Other calls large enough run their GEMMs over all steps (the input projection; the weight and
+input gradients) on the second core, chunk by chunk, next to the recurrence
+(:mod:`rnnkit.kernels._sync`). The Python path runs the whole batch as one call, the chunks one
+after the other, with the same results (the halves' to the order of the weight gradients' sums).
 """
 
 from __future__ import annotations

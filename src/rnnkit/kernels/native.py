@@ -18,7 +18,9 @@ A :class:`Recipe` describes one kernel's call at one batch and length: its block
 sizes, flags and constant arrays filled in here) and where the call's tensors go. The C++
 function fills in the addresses and runs it. A part of a recipe may have a *companion* entry
 (:mod:`rnnkit.kernels._sync`): the C++ function runs it beside the entry, on the same block, as
-the second of two tasks of torch's intra-op thread pool.
+the second of two tasks of torch's intra-op thread pool. A recipe may instead hold two recipes,
+one for each half of the batch (see :func:`rnnkit.kernels._entries.recipe`), which the C++
+function runs as those two tasks, each on its rows of the inputs and outputs.
 """
 
 from __future__ import annotations
