@@ -14,6 +14,13 @@ import torch  # noqa: E402
 # oversubscribe the machine (up to hundreds of times slower under load).
 torch.set_num_threads(1)
 
+# The step GEMMs run on MKL's packed weights wherever MKL is found, whichever path this machine
+# would time faster (rnnkit.kernels._mkl.packed_is_faster): the suite tests the same paths on
+# every machine, OpenBLAS's where a test asks for it (tests/kernels/_harness.py).
+from rnnkit.kernels import _mkl  # noqa: E402
+
+_mkl.PREFERENCE = True
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -75,3 +75,53 @@ def test_without_mkl_the_loops_link_and_run_their_openblas_paths():
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+@pytest.fixture
+def fresh_timing(monkeypatch):
+    """No preference set, and :func:`_mkl.packed_is_faster` timing again (then forgetting it)."""
+    monkeypatch.setattr(_mkl, "PREFERENCE", None)
+    _mkl.packed_is_faster.cache_clear()
+    yield
+    _mkl.packed_is_faster.cache_clear()
+
+
+@pytest.mark.parametrize(("dot_seconds", "packed_seconds", "expected"), [
+    (2e-3, 0.0, True),  # packed much faster
+    (0.0, 2e-3, False),  # OpenBLAS much faster
+    (1e-3, 0.95e-3, False),  # packed faster, but within the margin: OpenBLAS is kept
+])
+def test_the_faster_product_is_chosen_by_timing(dot_seconds, packed_seconds, expected,
+                                                fresh_timing, monkeypatch):
+    """Without a preference the loops pack where the packed product timed faster, by the
+    margin, than OpenBLAS's; the decision is taken once per process."""
+    import time
+
+    def waits(seconds):
+        def repeat(*arguments):
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        return repeat
+
+    monkeypatch.setattr(_mkl, "_repeat_dot", waits(dot_seconds))
+    monkeypatch.setattr(_mkl, "_repeat_packed", waits(packed_seconds))
+    assert _mkl.packed_is_faster() is expected
+    assert _mkl.worthwhile(np.float32, 8, 8 * 64 * 256) is expected
+    monkeypatch.setattr(_mkl, "_repeat_dot", waits(packed_seconds))  # no second timing
+    monkeypatch.setattr(_mkl, "_repeat_packed", waits(dot_seconds))
+    assert _mkl.packed_is_faster() is expected
+
+
+def test_the_real_timing_gives_an_answer_and_a_preference_overrides_it(fresh_timing,
+                                                                        monkeypatch):
+    answer = _mkl.packed_is_faster()
+    assert isinstance(answer, bool)
+    assert _mkl.worthwhile(np.float32, 8, 8 * 64 * 256) is answer
+    for preference in (True, False):
+        monkeypatch.setattr(_mkl, "PREFERENCE", preference)
+        assert _mkl.worthwhile(np.float32, 8, 8 * 64 * 256) is preference
+        # float64, one row and the large sizes never pack
+        assert not _mkl.worthwhile(np.float64, 8, 8 * 64 * 256)
+        assert not _mkl.worthwhile(np.float32, 1, 64 * 256)
+        assert not _mkl.worthwhile(np.float32, 64, 64 * 512 * 2048)

@@ -4,10 +4,17 @@ Each step of a recurrence multiplies a few rows (the batch) by the same recurren
 copies ("packs") that weight into its kernel's layout on every call; at B=8..32 and H=32..128
 the packing costs as much as the arithmetic. MKL's ``cblas_sgemm_pack`` packs it once per
 sequence and ``cblas_sgemm_compute`` reuses the packed copy at every step: that is how oneDNN,
-behind ``nn.LSTM``, runs its recurrence. Measured here on one thread (AMD EPYC), per step,
-forward ``(B, H) @ (H, 4H)`` and backward ``(B, 4H) @ (4H, H)``, OpenBLAS against packed MKL:
-B=8, H=64: 18.6 and 16.9 µs against 7.7 and 6.3; B=32, H=128: 119 and 86 µs against 71 and 56.
-At B=1 (a matrix-vector product) OpenBLAS stays faster, and the loops keep it there.
+behind ``nn.LSTM``, runs its recurrence. Measured on one thread of one host of this project's
+machine (AMD EPYC), per step, forward ``(B, H) @ (H, 4H)`` and backward ``(B, 4H) @ (4H, H)``,
+OpenBLAS against packed MKL: B=8, H=64: 18.6 and 16.9 µs against 7.7 and 6.3; B=32, H=128: 119
+and 86 µs against 71 and 56. At B=1 (a matrix-vector product) OpenBLAS stays faster, and the
+loops keep it there.
+
+Which of the two is faster depends on the CPU. On another host of the same machine (AMD EPYC with
+AVX-512, a higher SGEMM peak), OpenBLAS ran B=8, H=64's forward product in 2.44 against 4.06 µs,
+and every family's whole call was 6-51% slower packed, at every size from B=2 to 32 and H=32 to
+128. So whether the loops pack is decided by timing the two once per process
+(:func:`packed_is_faster`), unless :data:`PREFERENCE` says.
 
 torch's x86 builds link MKL into ``libtorch_cpu`` and export these functions (float32 only).
 They are found once, at import, and bound to symbols of our own that the compiled loops call, so
@@ -21,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +92,62 @@ def available() -> bool:
 PACKED_MAX_MACS = 1 << 22
 
 
+# Whether the step GEMMs run on packed weights where their sizes allow (see worthwhile): None
+# decides by timing, once per process (packed_is_faster); True or False forces it (the tests run
+# both paths on any machine).
+PREFERENCE: bool | None = None
+
+
 def worthwhile(dtype, batch: int, macs: int) -> bool:
     """Whether a recurrence whose step GEMM has ``batch`` rows and ``macs`` multiply-adds runs it
     on its weight packed once per call: float32, B > 1 (OpenBLAS's matrix-vector product is
-    faster at B=1), at most :data:`PACKED_MAX_MACS`, and MKL found. Every family asks here."""
-    return (1 < batch and macs <= PACKED_MAX_MACS and np.dtype(dtype) == np.float32
-            and _FOUND is not None)
+    faster at B=1), at most :data:`PACKED_MAX_MACS`, MKL found, and the packed product faster
+    than OpenBLAS's on this machine (:func:`packed_is_faster`, or :data:`PREFERENCE` when set).
+    Every family asks here."""
+    if not (1 < batch and macs <= PACKED_MAX_MACS and np.dtype(dtype) == np.float32
+            and _FOUND is not None):
+        return False
+    return packed_is_faster() if PREFERENCE is None else PREFERENCE
+
+
+# The step GEMM that packed_is_faster times, (rows, depth, width): the LSTM's forward product at
+# B=16, H=64. It decides for every size: where one was faster, it was at every size measured.
+CALIBRATION_SHAPE = (16, 64, 256)
+# How much faster the packed product must be to be chosen: where the two are about as fast,
+# the loops keep OpenBLAS, their path on every machine.
+CALIBRATION_MARGIN = 0.9
+
+
+@functools.cache
+def packed_is_faster() -> bool:
+    """Whether MKL's packed product beats OpenBLAS's on this machine, by
+    :data:`CALIBRATION_MARGIN`: each timed on one thread on :data:`CALIBRATION_SHAPE`, the best
+    of seven runs of 100 products, alternating (about 10 ms, once per process). ``False``
+    without MKL."""
+    if _FOUND is None:
+        return False
+    from rnnkit.kernels._common import blas_threads  # _common imports this module's users
+
+    rows, depth, width = CALIBRATION_SHAPE
+    generator = np.random.default_rng(0)
+    weight = generator.standard_normal((width, depth)).astype(np.float32)
+    a = generator.standard_normal((rows, depth)).astype(np.float32)
+    out = np.empty((rows, width), np.float32)
+    packed = np.empty(packed_size(rows, width, depth), np.float32)
+    pack_transposed(weight, packed)
+    weight_t = np.ascontiguousarray(weight.T)
+    best = [np.inf, np.inf]
+    with blas_threads(1):
+        for k in range(8):  # the first round warms both up and is not counted
+            for which in (0, 1):
+                start = time.perf_counter()
+                if which == 0:
+                    _repeat_dot(a, weight_t, out, 100)
+                else:
+                    _repeat_packed(a, packed, out, 100)
+                if k > 0:
+                    best[which] = min(best[which], time.perf_counter() - start)
+    return best[1] < CALIBRATION_MARGIN * best[0]
 
 
 @functools.lru_cache(maxsize=256)
@@ -199,6 +257,22 @@ def pack(matrix, packed):
     """Pack ``matrix (K, N)`` (C-contiguous, float32) as the right-hand side into ``packed``."""
     depth, width = matrix.shape
     _pack(0, width, depth, matrix.ctypes.data, width, packed.ctypes.data)
+
+
+@jit
+def _repeat_dot(a, weight_t, out, count):
+    """``count`` times ``out = a @ weight_t`` on OpenBLAS (see :func:`packed_is_faster`)."""
+    for _ in range(count):
+        np.dot(a, weight_t, out)
+
+
+@jit
+def _repeat_packed(a, packed, out, count):
+    """``count`` times :func:`packed_product`, on one MKL thread (see :func:`packed_is_faster`)."""
+    threads = serial(True)
+    for _ in range(count):
+        packed_product(a, packed, out)
+    restore(threads)
 
 
 @jit

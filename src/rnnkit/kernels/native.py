@@ -71,7 +71,9 @@ def build(verbose: bool = False) -> Path:
     load(MODULE_NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
          build_directory=str(directory),
          verbose=verbose)
-    from rnnkit.kernels import _entries, _step_loops
+    from rnnkit.kernels import _entries, _mkl, _step_loops
+
+    _mkl.packed_is_faster()  # compiles its two timed loops into numba's cache
 
     for family, dtype in _entries.ENTRIES:
         if verbose:
