@@ -8,6 +8,7 @@ skip, when it is missing, so that CI cannot pass without it.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -614,7 +615,7 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls,
     rec = options.get("proj_size", 0) or 8
     family = {rnnkit.nn.LSTM: "lstm", rnnkit.nn.GRU: "gru", rnnkit.nn.RNN: "rnn"}[cls]
     assert _common.pipeline_chunk(family, batch, 7, 6, gates * 8, rec) == 1
-    assert _common.halves_rows(batch, 7, 6, gates * 8, rec) == 0
+    assert _common.halves_rows(batch, 7, 6, gates * 8, rec, np.float64) == 0
     _check_two_core_call(batch, cls, options, call, monkeypatch, "companion_calls", NATIVE_NODE,
                          1e-14)
 
@@ -626,7 +627,7 @@ def halves(monkeypatch):
     from rnnkit.kernels import _common
 
     monkeypatch.setattr(_common, "HALVES_MIN_MACS", 0)
-    monkeypatch.setattr(_common, "HALVES_MIN_BATCH", 2)
+    monkeypatch.setattr(_common, "HALVES_MIN_BATCH_PACKED", 2)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -648,7 +649,7 @@ def test_calls_split_in_halves_of_the_batch_match_reference_and_the_python_path(
 
     gates = {rnnkit.nn.LSTM: 4, rnnkit.nn.GRU: 3, rnnkit.nn.RNN: 1}[cls]
     rec = options.get("proj_size", 0) or 8
-    assert _common.halves_rows(batch, 7, 6, gates * 8, rec) == (batch + 1) // 2
+    assert _common.halves_rows(batch, 7, 6, gates * 8, rec, np.float64) == (batch + 1) // 2
     _check_two_core_call(batch, cls, options, call, monkeypatch, "halved_calls", "NativeHalves",
                          1e-10)
 
@@ -747,20 +748,26 @@ def test_halves_with_unused_outputs_and_create_graph(halves):
 
 
 def test_which_calls_are_split_in_halves(monkeypatch):
-    """Two threads, a batch of 2 or at least HALVES_MIN_BATCH, a step GEMM on one BLAS thread
-    and GEMMs of at least HALVES_MIN_MACS multiply-adds: the first half takes the odd row."""
-    from rnnkit.kernels import _common
+    """Two threads, two rows or more, a step GEMM on one BLAS thread and GEMMs of at least
+    HALVES_MIN_MACS multiply-adds; where the halves' step GEMMs would be packed, B=2 or at least
+    HALVES_MIN_BATCH_PACKED rows. The first half takes the odd row."""
+    from rnnkit.kernels import _common, _mkl
 
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert _common.halves_rows(2, 100, 64, 256, 64) == 1
-        assert _common.halves_rows(33, 100, 64, 256, 64) == 17
-        assert _common.halves_rows(32, 100, 64, 256, 64) == 16
-        assert _common.halves_rows(4, 100, 64, 256, 64) == 0  # halves of 2 rows lost (measured)
-        assert _common.halves_rows(8, 10, 32, 128, 32) == 0  # below HALVES_MIN_MACS
-        assert _common.halves_rows(64, 100, 512, 2048, 512) == 0  # a two-thread step GEMM
+        f32, f64 = np.float32, np.float64
+        assert _common.halves_rows(2, 100, 64, 256, 64, f32) == 1
+        assert _common.halves_rows(33, 100, 64, 256, 64, f32) == 17
+        assert _common.halves_rows(32, 100, 64, 256, 64, f64) == 16
+        assert _common.halves_rows(5, 100, 64, 256, 64, f64) == 3  # never packed
+        assert _common.halves_rows(8, 10, 32, 128, 32, f64) == 0  # below HALVES_MIN_MACS
+        assert _common.halves_rows(64, 100, 512, 2048, 512, f64) == 0  # a two-thread step GEMM
+        for packs in (True, False):  # halves of 2 rows: split only when they run unpacked
+            monkeypatch.setattr(_mkl, "PREFERENCE", packs)
+            assert _common.halves_rows(4, 100, 64, 256, 64, f32) == (0 if packs else 2)
+            assert _common.halves_rows(8, 100, 64, 256, 64, f32) == 4
         torch.set_num_threads(1)
-        assert _common.halves_rows(32, 100, 64, 256, 64) == 0
+        assert _common.halves_rows(32, 100, 64, 256, 64, f64) == 0
     finally:
         torch.set_num_threads(threads)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rnnkit.cells.base import GATES
+from rnnkit.kernels import _mkl
 from rnnkit.kernels._numba import activation_code
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -305,31 +306,39 @@ def pipeline_chunk(family: str, batch: int, steps: int, features: int, width: in
 
 # The least multiply-adds of a call's GEMMs over all steps (its input projection and step GEMMs,
 # ``B*T*width*(I + depth)``) for which the native call splits its batch in two halves run at once
-# on the two cores (see rnnkit.kernels._entries.recipe), and the batches it splits: 2 (two rows
-# of the matrix-vector path) or at least HALVES_MIN_BATCH. Measured on two threads, forward and
-# backward against the one-core recurrence with its companion: 1.1-1.4x faster at B >= 8 from
-# about this size (B=32, T=100, H=128: 1.25x for the LSTM, 1.22x GRU, 1.29x SimpleRNN), 1.6-2.2x
-# at B=2, but 0.75-0.91x at B=4 and 6, whose halves of 2 and 3 rows cost nearly what 4 rows do.
+# on the two cores (see rnnkit.kernels._entries.recipe). Measured on two threads, forward and
+# backward against the one-core recurrence with its companion, with the step GEMMs on OpenBLAS:
+# 1.1-1.4x faster at B=4-32, T=100, H=64-128 (B=32, T=100, H=128: 1.28x for the LSTM, 1.36x for
+# the GRU), 0.94-1.01x for the LSTM at T=10, H=32, B=4 and 8, below this size.
 HALVES_MIN_MACS = 1 << 20
-HALVES_MIN_BATCH = 8
+# With the step GEMMs on MKL's packed weights (see rnnkit.kernels._mkl.worthwhile), halves of 2
+# or 3 rows cost nearly what 4 rows do (LSTM, T=100, H=64, 1 thread: 1.27 ms at B=2, 1.74 at B=3,
+# 1.65 at B=4): the split lost at B=4 and 6 (0.75-0.91x) and won at B=2 (halves of one row, which
+# never pack) and from B=8. So packed calls split from this batch on, or at B=2.
+HALVES_MIN_BATCH_PACKED = 8
 
 
-def halves_rows(batch: int, steps: int, features: int, width: int, depth: int) -> int:
-    """The rows of the first half when a native call of these sizes splits its batch in two (see
-    :func:`rnnkit.kernels._entries.recipe`), else 0.
+def halves_rows(batch: int, steps: int, features: int, width: int, depth: int, dtype) -> int:
+    """The rows of the first half when a native call of these sizes and ``dtype`` splits its
+    batch in two (see :func:`rnnkit.kernels._entries.recipe`), else 0.
 
-    It splits when torch may use two threads, the batch is 2 or at least ``HALVES_MIN_BATCH``,
-    its step GEMM ``(batch, depth) @ (depth, width)`` runs on one BLAS thread (see
-    :func:`gemm_threads`; a larger one is split between the threads already) and its GEMMs have
-    at least ``HALVES_MIN_MACS`` multiply-adds.
+    It splits when torch may use two threads, the batch has two rows at least, its step GEMM
+    ``(batch, depth) @ (depth, width)`` runs on one BLAS thread (see :func:`gemm_threads`; a
+    larger one is split between the threads already) and its GEMMs have at least
+    ``HALVES_MIN_MACS`` multiply-adds; where the halves' step GEMMs would run packed, only at B=2
+    or from ``HALVES_MIN_BATCH_PACKED`` rows.
     """
-    if torch.get_num_threads() < 2 or not (batch == 2 or batch >= HALVES_MIN_BATCH):
+    if torch.get_num_threads() < 2 or batch < 2:
         return 0
     if gemm_threads(batch, width, depth) != 1:
         return 0
     if batch * steps * width * (features + depth) < HALVES_MIN_MACS:
         return 0
-    return (batch + 1) // 2
+    rows = (batch + 1) // 2
+    small = 2 < batch < HALVES_MIN_BATCH_PACKED
+    if small and _mkl.worthwhile(dtype, batch - rows, (batch - rows) * depth * width):
+        return 0
+    return rows
 
 
 _work_arrays = threading.local()

@@ -631,7 +631,7 @@ def recipe(kernel, call: Call):
     spec = kernel.spec
     width = GATES[name] * spec.hidden_size
     first = halves_rows(call.batch, call.steps, kernel.tensors[0].shape[1], width,
-                        spec.recurrent_size)
+                        spec.recurrent_size, NUMPY_DTYPES[kernel.dtype])
     if first == 0 or call.single_core:
         return _recipe(kernel, call)[0]
     halves = [_recipe(kernel, call._replace(batch=rows, single_core=True))
