@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnkit.kernels import _mkl
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contenders as cs  # noqa: E402
@@ -326,6 +328,25 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def cpu_description() -> dict:
+    """The CPU's vendor, model and vector extensions, from /proc/cpuinfo where there is one: the
+    machine may move between hosts, and which step GEMM is faster depends on the CPU (see
+    rnnkit.kernels._mkl)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "model name", "flags") and key not in fields:
+                    fields[key] = value.strip()
+    except OSError:
+        return {}
+    flags = fields.pop("flags", "").split()
+    fields["vector"] = [flag for flag in ("avx2", "fma", "avx512f", "avx512vnni") if flag in flags]
+    return fields
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
@@ -382,6 +403,7 @@ def main(argv=None) -> int:
         "argv": sys.argv[1:],
         "threads": args.threads,
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu": cpu_description(), "mkl_packed_step": _mkl.packed_is_faster(),
                     "cores": cores, "torch": torch.__version__,
                     "mkldnn": torch.backends.mkldnn.enabled,
                     "load_average_end": os.getloadavg()},
