@@ -242,12 +242,19 @@ def test_keras_face_masks_run_natively_and_match_reference(family, return_sequen
     ("SimpleRNN", {}), ("GRU", {}), ("GRU", {"reset_after": False}), ("LSTM", {}),
     ("LSTM", {"layer_norm": True, "peephole": True}),
 ])
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "halves"])
 def test_keras_face_recurrent_dropout_runs_natively_and_matches_reference(family, options,
-                                                                          masked, monkeypatch):
+                                                                          masked, split,
+                                                                          monkeypatch, request):
     """Training with ``recurrent_dropout`` (and ``dropout``): the recurrent mask is one more
     input of the native call (after a Keras mask, when there is one). With the same random masks
-    the results match the reference loop and, exactly, the Python path."""
+    the results match the reference loop and, exactly, the Python path. Split in halves of the
+    batch (two threads), each half takes its rows of both masks; the results then match the
+    Python path to 1e-10 (the weights' gradients are summed in another order)."""
     import rnnkit.layers
+
+    if split:
+        request.getfixturevalue("halves")
 
     torch.manual_seed(7)
     layers = [getattr(rnnkit.layers, family)(6, return_sequences=True, dropout=0.25,
@@ -269,7 +276,13 @@ def test_keras_face_recurrent_dropout_runs_natively_and_matches_reference(family
 
     # the masks are drawn: without them the outputs differ
     assert not torch.allclose(layers[0](x, mask=mask), results(layers[0])[1])
-    _native_matches_reference_and_python_path(results, *layers, monkeypatch)
+    calls = native.extension().halved_calls()[0]
+    _native_matches_reference_and_python_path(results, *layers, monkeypatch,
+                                              1e-10 if split else 0.0,
+                                              "NativeHalves" if split else NATIVE_NODE)
+    monkeypatch.undo()  # the extension again, for its counter
+    after = native.extension().halved_calls()[0]
+    assert after >= calls + 2 if split else after == calls
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
@@ -695,39 +708,6 @@ def _check_two_core_call(batch, cls, options, call, monkeypatch, counter, node, 
     after = getattr(native.extension(), counter)()
     assert after[0] >= calls + 2 * layers  # a forward and a backward per layer and direction
     assert after[1] > concurrent
-
-
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("family", ["SimpleRNN", "GRU", "LSTM"])
-def test_keras_face_recurrent_dropout_in_halves_matches_reference(family, masked, halves,
-                                                                  monkeypatch):
-    """A recurrent-dropout mask and a Keras mask (left padding) are split by rows with the
-    batch: the halves' results match the reference loop with the same random masks."""
-    import rnnkit.layers
-
-    torch.manual_seed(7)
-    layers = [getattr(rnnkit.layers, family)(6, return_sequences=True, dropout=0.25,
-                                             recurrent_dropout=0.4, dtype=torch.float64,
-                                             backend=backend)
-              for backend in ("auto", "reference")]
-    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
-    mask = torch.tensor([[True] * 5, [False, False, True, True, True],
-                         [False, True, True, True, True]]) if masked else None
-    layers[0](x)
-    layers[1](x)
-    layers[1].load_state_dict(layers[0].state_dict())
-
-    def results(layer):
-        torch.manual_seed(8)  # the same dropout masks for every run
-        output = layer(x, mask=mask, training=True)
-        grads = torch.autograd.grad((output**2).sum(), [*layer.parameters(), x])
-        return [output, *grads], output
-
-    calls = native.extension().halved_calls()[0]
-    _native_matches_reference_and_python_path(results, *layers, monkeypatch, 1e-10,
-                                              "NativeHalves")
-    monkeypatch.undo()
-    assert native.extension().halved_calls()[0] >= calls + 2
 
 
 def test_halves_with_unused_outputs_and_create_graph(halves):
