@@ -632,11 +632,10 @@ def recipe(kernel, call: Call):
     width = GATES[name] * spec.hidden_size
     first = halves_rows(call.batch, call.steps, kernel.tensors[0].shape[1], width,
                         spec.recurrent_size, NUMPY_DTYPES[kernel.dtype])
-    if first == 0 or call.single_core:
+    if first == 0:
         return _recipe(kernel, call)[0]
-    halves = [_recipe(kernel, call._replace(batch=rows, single_core=True))
-              for rows in (first, call.batch - first)]
-    (one, shapes), (other, _) = halves
+    (one, shapes), (other, _) = (_recipe(kernel, call._replace(batch=rows, single_core=True))
+                                 for rows in (first, call.batch - first))
     made = native.extension().Recipe()
     state_dim = 1 if call.stacked else 0
     states = len(shapes) - 1
@@ -646,8 +645,7 @@ def recipe(kernel, call: Call):
     whole = [list(shape) for shape in shapes]
     for shape, dim in zip(whole, returned_dims):
         shape[dim] = call.batch
-    made.set_halves(one, other, input_dims, returned_dims, whole)
-    made.threads = 1
+    made.set_halves(one, other, input_dims, returned_dims, whole)  # each half on one BLAS thread
     return made
 
 
@@ -661,6 +659,4 @@ def _recipe(kernel, call: Call):
                               companions)
     spec = kernel.spec
     made.threads = gemm_threads(call.batch, GATES[name] * spec.hidden_size, spec.recurrent_size)
-    if call.single_core:
-        made.threads = 1
     return made, [forward.allocations[index] for index in returned]

@@ -122,11 +122,11 @@ CALIBRATION_MARGIN = 0.9
 def packed_is_faster() -> bool:
     """Whether MKL's packed product beats OpenBLAS's on this machine, by
     :data:`CALIBRATION_MARGIN`: each timed on one thread on :data:`CALIBRATION_SHAPE`, the best
-    of seven runs of 100 products, alternating (about 10 ms, once per process). ``False``
+    of seven runs of 100 products, alternating (about 17 ms, once per process). ``False``
     without MKL."""
     if _FOUND is None:
         return False
-    from rnnkit.kernels._common import blas_threads  # _common imports this module's users
+    from rnnkit.kernels._common import blas_threads  # not at the top: _common imports _mkl
 
     rows, depth, width = CALIBRATION_SHAPE
     generator = np.random.default_rng(0)
@@ -136,15 +136,13 @@ def packed_is_faster() -> bool:
     packed = np.empty(packed_size(rows, width, depth), np.float32)
     pack_transposed(weight, packed)
     weight_t = np.ascontiguousarray(weight.T)
+    contenders = ((_repeat_dot, weight_t), (_repeat_packed, packed))  # OpenBLAS, then MKL
     best = [np.inf, np.inf]
     with blas_threads(1):
         for k in range(8):  # the first round warms both up and is not counted
-            for which in (0, 1):
+            for which, (repeat, right) in enumerate(contenders):
                 start = time.perf_counter()
-                if which == 0:
-                    _repeat_dot(a, weight_t, out, 100)
-                else:
-                    _repeat_packed(a, packed, out, 100)
+                repeat(a, right, out, 100)
                 if k > 0:
                     best[which] = min(best[which], time.perf_counter() - start)
     return best[1] < CALIBRATION_MARGIN * best[0]

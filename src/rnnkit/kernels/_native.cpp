@@ -307,6 +307,9 @@ struct Recipe : torch::CustomClassHolder {
     return true;
   }
 
+  // Where the `k`-th half's rows start, for a recipe split in halves.
+  int64_t half_start(int k) const { return k == 0 ? 0 : rows[0]; }
+
   // The shape of the `index`-th returned tensor.
   std::vector<int64_t> returned_shape(size_t index) const {
     return halves.empty() ? forward.allocations[returned[index]] : returned_shapes[index];
@@ -384,10 +387,21 @@ void refuse_double_backward(const variable_list& grads, variable_list* result) {
 }
 
 // `count` rows of `tensor` from `start` along its batch dimension `dim`, or `tensor` itself for
-// -1 (a weight). A view, contiguous as the recipes take them: every dimension before the batch's
-// has size 1 (x (B, T, I), states (B, s) or (1, B, s), masks (B, ·)).
+// -1 (a weight) or when undefined. A view, contiguous as the recipes take them: every dimension
+// before the batch's has size 1 (x (B, T, I), states (B, s) or (1, B, s), masks (B, ·)).
 Tensor rows_of(const Tensor& tensor, int64_t dim, int64_t start, int64_t count) {
-  return dim < 0 ? tensor : tensor.narrow(dim, start, count);
+  return dim < 0 || !tensor.defined() ? tensor : tensor.narrow(dim, start, count);
+}
+
+// `rows_of` each of `tensors`, the k-th along `dims[k]`.
+std::vector<Tensor> rows_of_each(const std::vector<Tensor>& tensors,
+                                 const std::vector<int64_t>& dims, int64_t start, int64_t count) {
+  std::vector<Tensor> rows;
+  rows.reserve(tensors.size());
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    rows.push_back(rows_of(tensors[k], dims[k], start, count));
+  }
+  return rows;
 }
 
 // Calls split in halves, and those whose halves ran on two threads (for tests).
@@ -465,15 +479,11 @@ std::vector<Tensor> run_halves_forward(const Recipe& recipe, const std::vector<T
   std::vector<Tensor> given[2], allocated[2];
   for (int k = 0; k < 2; ++k) {
     const Recipe& half = *recipe.halves[k];
-    int64_t start = k == 0 ? 0 : recipe.rows[0];
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      given[k].push_back(rows_of(inputs[i], recipe.input_dims[i], start, recipe.rows[k]));
-    }
+    int64_t start = recipe.half_start(k), rows = recipe.rows[k];
+    given[k] = rows_of_each(inputs, recipe.input_dims, start, rows);
+    std::vector<Tensor> mine = rows_of_each(results, recipe.returned_dims, start, rows);
     std::vector<Tensor> preset(half.forward.allocations.size());
-    for (size_t r = 0; r < half.returned.size(); ++r) {
-      preset[half.returned[r]] = rows_of(results[r], recipe.returned_dims[r], start,
-                                         recipe.rows[k]);
-    }
+    for (size_t r = 0; r < half.returned.size(); ++r) preset[half.returned[r]] = mine[r];
     allocated[k] = half.forward.allocate(inputs[0].options(), preset);
   }
   run_both(recipe, [&](int k) { recipe.halves[k]->forward.run({&given[k], &allocated[k]}); });
@@ -519,21 +529,13 @@ struct NativeHalves : public torch::autograd::Function<NativeHalves> {
     if (needs_x && x_gradient >= 0) d_x = empty_buffer(inputs[0].sizes(), inputs[0].scalar_type());
     std::vector<Tensor> given[2], taken[2], copied[2], allocated[2];
     for (int k = 0; k < 2; ++k) {
-      int64_t start = k == 0 ? 0 : recipe.rows[0], rows = recipe.rows[k];
-      for (size_t i = 0; i < inputs.size(); ++i) {
-        given[k].push_back(rows_of(inputs[i], recipe.input_dims[i], start, rows));
-      }
-      for (size_t i = 0; i < grads.size(); ++i) {
-        taken[k].push_back(incoming[i].defined()
-                               ? rows_of(incoming[i], recipe.returned_dims[i], start, rows)
-                               : Tensor());
-        copied[k].push_back(copies[i].defined()
-                                ? rows_of(copies[i], recipe.returned_dims[i], start, rows)
-                                : Tensor());
-      }
+      int64_t start = recipe.half_start(k), rows = recipe.rows[k];
+      given[k] = rows_of_each(inputs, recipe.input_dims, start, rows);
+      taken[k] = rows_of_each(incoming, recipe.returned_dims, start, rows);
+      copied[k] = rows_of_each(copies, recipe.returned_dims, start, rows);
       const Part& part = halves[k]->backward[with_x];
       std::vector<Tensor> preset(part.allocations.size());
-      if (d_x.defined()) preset[x_gradient] = rows_of(d_x, recipe.input_dims[0], start, rows);
+      if (d_x.defined()) preset[x_gradient] = rows_of(d_x, 0, start, rows);
       allocated[k] = part.allocate(inputs[0].options(), preset);
     }
     run_both(recipe, [&](int k) {
