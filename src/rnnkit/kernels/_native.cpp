@@ -323,8 +323,12 @@ void use_blas_threads(int64_t threads) {
 }
 
 // The forward without autograd: returns the returned allocations, and the saved ones in `kept`.
+std::vector<Tensor> run_halves_forward(const Recipe& recipe, const std::vector<Tensor>& inputs,
+                                       std::vector<Tensor>* kept);
+
 std::vector<Tensor> run_forward(const Recipe& recipe, const std::vector<Tensor>& inputs,
                                 std::vector<Tensor>* kept) {
+  if (!recipe.halves.empty()) return run_halves_forward(recipe, inputs, kept);
   std::vector<Tensor> allocated = recipe.forward.allocate(inputs[0].options());
   use_blas_threads(recipe.threads);
   recipe.forward.run({&inputs, &allocated});
@@ -420,17 +424,24 @@ void run_both(const Recipe& recipe, const Task& task) {
   });
 }
 
+// The forward of both autograd functions below: runs the recipe and keeps what the backward
+// reads.
+variable_list forward_keeping(AutogradContext* ctx, const RecipePtr& recipe,
+                              at::TensorList inputs) {
+  std::vector<Tensor> given(inputs.begin(), inputs.end());
+  std::vector<Tensor> kept;
+  variable_list results = run_forward(*recipe, given, &kept);
+  // The inputs (version-checked when the backward reads them), then the forward's saved work.
+  given.insert(given.end(), kept.begin(), kept.end());
+  ctx->save_for_backward(given);
+  ctx->saved_data["recipe"] = c10::IValue::make_capsule(recipe);
+  ctx->set_materialize_grads(false);  // an unused output's gradient is made in the backward
+  return results;
+}
+
 struct NativeSequence : public torch::autograd::Function<NativeSequence> {
   static variable_list forward(AutogradContext* ctx, RecipePtr recipe, at::TensorList inputs) {
-    std::vector<Tensor> given(inputs.begin(), inputs.end());
-    std::vector<Tensor> kept;
-    variable_list results = run_forward(*recipe, given, &kept);
-    // The inputs (version-checked when the backward reads them), then the forward's saved work.
-    given.insert(given.end(), kept.begin(), kept.end());
-    ctx->save_for_backward(given);
-    ctx->saved_data["recipe"] = c10::IValue::make_capsule(recipe);
-    ctx->set_materialize_grads(false);  // an unused output's gradient is made below, if needed
-    return results;
+    return forward_keeping(ctx, recipe, inputs);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -495,16 +506,10 @@ std::vector<Tensor> run_halves_forward(const Recipe& recipe, const std::vector<T
   return results;
 }
 
+// A recipe split in halves (see Recipe::halves): the same forward, and a backward of its own.
 struct NativeHalves : public torch::autograd::Function<NativeHalves> {
   static variable_list forward(AutogradContext* ctx, RecipePtr recipe, at::TensorList inputs) {
-    std::vector<Tensor> given(inputs.begin(), inputs.end());
-    std::vector<Tensor> kept;
-    variable_list results = run_halves_forward(*recipe, given, &kept);
-    given.insert(given.end(), kept.begin(), kept.end());
-    ctx->save_for_backward(given);
-    ctx->saved_data["recipe"] = c10::IValue::make_capsule(recipe);
-    ctx->set_materialize_grads(false);
-    return results;
+    return forward_keeping(ctx, recipe, inputs);
   }
 
   // Each half's backward on its rows of the incoming gradients, at once; x's and the initial
@@ -576,11 +581,8 @@ std::vector<Tensor> run(const RecipePtr& recipe, std::vector<Tensor> inputs) {
   if (torch::autograd::GradMode::is_enabled()) {
     for (const auto& tensor : inputs) tracked = tracked || tensor.requires_grad();
   }
-  if (!recipe->halves.empty()) {
-    if (!tracked) return run_halves_forward(*recipe, inputs, nullptr);
-    return NativeHalves::apply(recipe, at::TensorList(inputs));
-  }
   if (!tracked) return run_forward(*recipe, inputs, nullptr);
+  if (!recipe->halves.empty()) return NativeHalves::apply(recipe, at::TensorList(inputs));
   return NativeSequence::apply(recipe, at::TensorList(inputs));
 }
 
