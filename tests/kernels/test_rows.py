@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnkit.kernels._rows import layer_norm_row, row_moments
+from rnnkit.kernels._rows import layer_norm_row, layer_norm_row_backward, row_moments
 
 # (offset, spread): rows far from zero against their spread are where a one-pass variance
 # cancels; an outlier first value is where the shift it sums about is worst.
@@ -25,20 +25,55 @@ def _row(dtype, size, offset, spread, outlier=False):
 def test_row_moments_match_numpy_in_float64(dtype, size, offset, spread, outlier):
     row = _row(dtype, size, offset, spread, outlier)
     exact = row.astype(np.float64)
-    mean, var = row_moments(row)
+    shift, mean, var = row_moments(row)
     # float32 rows: each deviation from the first value is rounded to float32 once
     rtol = 1e-6 if dtype == np.float32 else 1e-12
-    assert mean == pytest.approx(exact.mean(), rel=1e-12, abs=rtol * exact.std())
+    assert shift == row[0]
+    assert shift + mean == pytest.approx(exact.mean(), rel=1e-12, abs=rtol * exact.std())
     assert var == pytest.approx(exact.var(), rel=rtol, abs=1e-300)
     assert var >= 0.0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_layer_norm_row_normalises_a_row_far_from_zero(dtype):
-    row = _row(dtype, 128, 1e4, 1.0)
+@pytest.mark.parametrize(("offset", "spread"), ROWS)
+@pytest.mark.parametrize("outlier", [False, True])
+def test_layer_norm_row_normalises_rows_far_from_zero(dtype, offset, spread, outlier):
+    row = _row(dtype, 128, offset, spread, outlier)
     out = np.empty_like(row)
-    rstd = layer_norm_row(row, 1e-5, out)
+    rstd = layer_norm_row(row, 1e-5 * spread**2, out)
     exact = row.astype(np.float64)
-    expected = (exact - exact.mean()) / np.sqrt(exact.var() + 1e-5)
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
-    assert rstd == pytest.approx(1.0 / np.sqrt(exact.var() + 1e-5), rel=1e-6)
+    expected = (exact - exact.mean()) / np.sqrt(exact.var() + 1e-5 * spread**2)
+    # float32: each value is centred about the first one, then about the deviations' mean.
+    # float64: the float64 reference's own mean is off by about 1e-16 of the offset.
+    atol = 1e-5 if dtype == np.float32 else 1e-14 * (1.0 + abs(offset) / spread)
+    if outlier:  # the deviations from an outlier first value are 1e3 x the spread
+        atol *= 30
+    np.testing.assert_allclose(out, expected, rtol=0, atol=atol)
+    assert rstd * spread == pytest.approx(spread / np.sqrt(exact.var() + 1e-5 * spread**2),
+                                          rel=1e-6)
+    assert out.dtype == dtype
+
+
+def _layer_norm_backward_in_float64(d_y, x_hat, rstd, weight):
+    g = d_y * weight
+    d_x = rstd * (g - g.mean() - x_hat * (g * x_hat).mean())
+    return d_x, d_y * x_hat, d_y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 3, 32, 64, 129, 256])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_layer_norm_row_backward_matches_float64(dtype, size, in_place):
+    rng = np.random.default_rng(size)
+    x_hat, d_y, weight = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    rstd = dtype(0.7)
+    d_weight, d_bias = np.full(size, 0.5, dtype), np.full(size, -0.25, dtype)
+    d_x = d_y.copy() if in_place else np.empty_like(d_y)
+    expected = _layer_norm_backward_in_float64(*(a.astype(np.float64) for a in (d_y, x_hat)),
+                                               0.7, weight.astype(np.float64))
+    layer_norm_row_backward(d_x if in_place else d_y, x_hat, rstd, weight, d_x, d_weight, d_bias)
+    atol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(d_x, expected[0], rtol=0, atol=atol * 10)
+    np.testing.assert_allclose(d_weight, 0.5 + expected[1], rtol=0, atol=atol)
+    np.testing.assert_allclose(d_bias, -0.25 + expected[2], rtol=0, atol=atol)
+    assert d_x.dtype == dtype

@@ -109,10 +109,10 @@ def normed_output_rows(o_, c_new, c_hat, rstd, ln_weight, ln_bias, eps, tanh_c, 
     hidden = ln_weight.size
     for b in range(c_hat.shape[0]):
         lo = b * hidden
-        mean, scale = row_mean_rstd(c_new[lo : lo + hidden], eps)
+        shift, mean, scale = row_mean_rstd(c_new[lo : lo + hidden], eps)
         rstd[b] = scale
         for j in range(hidden):
-            normed = (c_new[lo + j] - mean) * scale
+            normed = ((c_new[lo + j] - shift) - mean) * scale
             c_hat[b, j] = normed
             tanh_c[lo + j] = normed * ln_weight[j] + ln_bias[j]
     for n in range(tanh_c.size):
@@ -182,10 +182,10 @@ def layer_norm_projection(x_hat, steps, batch, eps, weight, bias, rstd, gates, n
     stride = gate_start(1, 0, steps, batch, hidden)
     for n in range(n0, n1):  # row (t, b) starts at gate_start(0, t, ...) + b * hidden
         row = x_hat[n]
-        mean, scale = row_mean_rstd(row, eps)
+        shift, mean, scale = row_mean_rstd(row, eps)
         rstd[n] = scale
         for j in range(row.size):  # in place: one array, so that LLVM vectorises the loop
-            row[j] = (row[j] - mean) * scale
+            row[j] = ((row[j] - shift) - mean) * scale
         _scatter_gates(row, weight, bias, gates, n * hidden, stride)
 
 
@@ -208,12 +208,12 @@ def _normalise_into_gates(row, eps, row_hat, weight, out, start, stride):
     ``⊙ weight``. Returns ``1 / std``. ``row_hat`` must not be ``row``: LLVM would then run the
     loop scalar (its overlap check fails)."""
     hidden = weight.size // 4
-    mean, scale = row_mean_rstd(row, eps)
+    shift, mean, scale = row_mean_rstd(row, eps)
     for g in range(4):
         lo, first = start + g * stride, g * hidden
         target = out[lo : lo + hidden]
         for j in range(hidden):
-            normed = (row[first + j] - mean) * scale
+            normed = ((row[first + j] - shift) - mean) * scale
             row_hat[first + j] = normed
             target[j] = normed * weight[first + j]
     return scale

@@ -217,6 +217,20 @@ def _tanh_t(x):
     return lambda x: tanh_(x)
 
 
+def as_dtype_of(value, array):
+    """``value`` in ``array``'s precision (float32 for a float32 array): for the compiled loops,
+    so that a row's loop over a float32 row runs in float32 when its coefficients were summed in
+    float64 (a float64 coefficient would send every element through float64)."""
+    return array.dtype.type(value)
+
+
+@overload(as_dtype_of, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _as_dtype_of(value, array):
+    if array.dtype == types.float32:
+        return lambda value, array: np.float32(value)
+    return lambda value, array: np.float64(value)
+
+
 @jit
 def activate(code, x, out):
     """``out[j] = act(x[j])`` over a row (``out`` may be ``x``); the branch is outside the loop.
