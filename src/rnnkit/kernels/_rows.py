@@ -59,34 +59,28 @@ def layer_norm_row(x, eps, x_hat):
 
 
 @jit_sums
-def _backward_sums(d_y, x_hat, weight, d_weight, d_bias):
-    """``(sum(g), sum(g * x_hat))`` over a row for ``g = d_y * weight``, summed in float64;
-    accumulates the parameters' gradients ``d_weight += d_y * x_hat`` and ``d_bias += d_y``."""
+def layer_norm_row_backward(d_y, x_hat, rstd, weight, d_x, d_weight, d_bias):
+    """Backward of ``y = x_hat * weight + bias`` for one row: writes ``d_x``, accumulates params.
+
+    ``d_x = rstd * (d_y * weight - mean(g) - x_hat * mean(g * x_hat))`` for ``g = d_y * weight``,
+    with the means summed in float64 and computed as ``rstd * d_y * weight - a - x_hat * b``, ``a``
+    and ``b`` taken once per row in the row's precision. With the float64 means inside the loop,
+    ``reassoc`` (which vectorises the sums) let LLVM move their divisions into it: two vector
+    divisions per 16 elements, and a row of 512 took 280 against 170 ns (measured). One function:
+    a call per row for the sums cost more than the sums at H=32 (numba counts references to the
+    arrays it is passed).
+
+    ``d_x`` may be ``d_y``.
+    """
+    n = d_y.size
     sum_g = 0.0
     sum_gx = 0.0
-    for j in range(d_y.size):
+    for j in range(n):
         g = d_y[j] * weight[j]
         sum_g += g
         sum_gx += g * x_hat[j]
         d_weight[j] += d_y[j] * x_hat[j]
         d_bias[j] += d_y[j]
-    return sum_g, sum_gx
-
-
-@jit
-def layer_norm_row_backward(d_y, x_hat, rstd, weight, d_x, d_weight, d_bias):
-    """Backward of ``y = x_hat * weight + bias`` for one row: writes ``d_x``, accumulates params.
-
-    ``d_x = rstd * (d_y * weight - mean(g) - x_hat * mean(g * x_hat))``, computed as
-    ``rstd * d_y * weight - a - x_hat * b`` with ``a`` and ``b`` taken once per row in the row's
-    precision. Written with the means inside, under ``reassoc`` (to vectorise the sums), LLVM
-    moved their divisions into the loop: two vector divisions per 16 elements, and the backward
-    took 0.68-1.2 against 0.34-0.53 ns an element (rows of 256 to 64, measured).
-
-    ``d_x`` may be ``d_y``.
-    """
-    n = d_y.size
-    sum_g, sum_gx = _backward_sums(d_y, x_hat, weight, d_weight, d_bias)
     scale = as_dtype_of(rstd, d_x)
     a = as_dtype_of(rstd * sum_g / n, d_x)
     b = as_dtype_of(rstd * sum_gx / n, d_x)
