@@ -292,7 +292,7 @@ def times_derivative(code, y, d):
     In the row's precision: with a float64 one, tanh's took 0.22 against 0.095 ns an element in
     float32 (measured)."""
     n = y.shape[0]
-    one = as_dtype_of(1.0, d)
+    one, zero = as_dtype_of(1.0, d), as_dtype_of(0.0, d)
     if code == TANH:
         for j in range(n):
             d[j] *= one - y[j] * y[j]
@@ -300,8 +300,9 @@ def times_derivative(code, y, d):
         for j in range(n):
             d[j] *= (one - y[j]) * y[j]
     elif code == HARD_SIGMOID:
+        six = as_dtype_of(6.0, d)
         for j in range(n):
-            d[j] = d[j] / 6.0 if 0.0 < y[j] < 1.0 else 0.0
+            d[j] = d[j] / six if zero < y[j] < one else zero
     elif code == RELU:
         for j in range(n):
-            d[j] = d[j] if y[j] > 0.0 else 0.0
+            d[j] = d[j] if y[j] > zero else zero
