@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels._blas import dot_rows
 from rnnkit.kernels._mkl import packed_product
 from rnnkit.kernels._numba import ONE_32, jit, sigmoid_t, tanh_t
 from rnnkit.kernels._rows import (
@@ -152,7 +153,7 @@ def gate_major_projection(x2, weight_ih_t, rows, first, gates):
     count = x2.shape[0]
     for g in range(4):
         columns = np.ascontiguousarray(weight_ih_t[:, g * hidden : (g + 1) * hidden])
-        np.dot(x2, columns, projection[g, first : first + count])
+        dot_rows(x2, columns, projection[g, first : first + count])
 
 
 @jit

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels._blas import dot_rows, gemm_tn_into
 from rnnkit.kernels._lstm_gate_major import (
     add_gate_biases,
     gate_major_normed_step,
@@ -49,7 +50,6 @@ from rnnkit.kernels._rows import (
     copy,
     dot_column_blocks,
     emit_outputs,
-    gemm_tn_into,
     input_x_gradient_into,
     layer_norm_row,
     layer_norm_row_backward,
@@ -253,7 +253,7 @@ def lstm_inputs(x, weight_ih_t, bias_ih, bias_hh, ln_ih_weight, ln_ih_bias, ln_h
         if bias_hh.size > 0:
             bias += bias_hh
         if norm:  # both layer norms' biases join the projection, after LN_ih
-            np.dot(x2, weight_ih_t, x_hat[n0:n1])
+            dot_rows(x2, weight_ih_t, x_hat[n0:n1])
             bias += ln_ih_bias
             bias += ln_hh_bias
             layer_norm_projection(x_hat, steps, batch, eps, ln_ih_weight, bias, rstd_ih, gm, n0,
@@ -264,7 +264,7 @@ def lstm_inputs(x, weight_ih_t, bias_ih, bias_hh, ln_ih_weight, ln_ih_bias, ln_h
         return
     # Written straight into the saved gates: a fresh (T*B, 4H) array would cost page faults.
     x_proj = gates.reshape(rows, four_h)
-    np.dot(x2, weight_ih_t, x_proj[n0:n1])
+    dot_rows(x2, weight_ih_t, x_proj[n0:n1])
     if norm:
         for n in range(n0, n1):
             rstd_ih[n] = layer_norm_row(x_proj[n], eps, x_hat[n])

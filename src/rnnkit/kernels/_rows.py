@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kernels._blas import SMALL_GEMM_MACS, dot_rows, gemm_tn_into
 from rnnkit.kernels._numba import as_dtype_of, jit, jit_sums
 
 
@@ -210,18 +211,7 @@ def project_steps(x, weight_ih_t, x_t, out, t0, t1):
         for b in range(batch):
             copy(x[b, t], x_t[t, b])
     rows = (t1 - t0) * batch
-    np.dot(x_t[t0:t1].reshape((rows, features)), weight_ih_t, out[t0:t1].reshape((rows, width)))
-
-
-@jit
-def gemm_tn_into(a, b, out, accumulate):
-    """``out = a^T b``, or ``out += a^T b`` with ``accumulate``."""
-    if not accumulate:
-        np.dot(a.T, b, out)
-        return
-    part = np.empty_like(out)
-    np.dot(a.T, b, part)
-    out += part
+    dot_rows(x_t[t0:t1].reshape((rows, features)), weight_ih_t, out[t0:t1].reshape((rows, width)))
 
 
 @jit
@@ -245,7 +235,7 @@ def weight_gradients_into(d, x2, h2, need_ih, need_hh, both, result, d_weight_ih
                 both[n, j] = x2[n, j]
             for j in range(rec):
                 both[n, features + j] = h2[n, j]
-        np.dot(d.T, both, result)  # (G, I+R)
+        gemm_tn_into(d, both, result, False)  # (G, I+R)
         for g in range(d.shape[1]):
             if accumulate:
                 for j in range(features):
@@ -270,7 +260,7 @@ def input_x_gradient_into(d_pre, weight_ih, d_x_t, d_x, t0, t1):
     ``(t1 - t0) * B`` rows of steps ``t0 .. t1 - 1`` of the pre-activation gradients, through
     the caller's work array ``d_x_t (T, B, I)``: one GEMM for the steps."""
     batch, features = d_x_t.shape[1], d_x_t.shape[2]
-    np.dot(d_pre, weight_ih, d_x_t[t0:t1].reshape(((t1 - t0) * batch, features)))
+    dot_rows(d_pre, weight_ih, d_x_t[t0:t1].reshape(((t1 - t0) * batch, features)))
     for t in range(t0, t1):
         for b in range(batch):
             copy(d_x_t[t, b], d_x[b, t])
@@ -306,7 +296,7 @@ def block_view3(block, layout, k):
 # (32, 128) @ (128, 256), and (32, 128) @ (128, 384) took 52 us as one GEMM, 34 us as three of 128
 # columns (measured on 1 thread of an AMD EPYC, Zen 4). A step GEMM over the limit runs faster in
 # column blocks.
-SMALL_GEMM_MACS = 1_000_000
+# (SMALL_GEMM_MACS, from rnnkit.kernels._blas, which cuts the GEMMs over all steps the same way.)
 MAX_COLUMN_BLOCKS = 4
 
 

@@ -24,6 +24,7 @@ import functools
 import numpy as np
 
 from rnnkit.kernels import _mkl
+from rnnkit.kernels._blas import gemm_tn_into
 from rnnkit.kernels._common import (
     Plan,
     arrays_of,
@@ -47,7 +48,6 @@ from rnnkit.kernels._rows import (
     copy,
     dot_column_blocks,
     emit_outputs,
-    gemm_tn_into,
     input_x_gradient_into,
     masked_state_grad,
     project_steps,

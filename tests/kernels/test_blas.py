@@ -1,0 +1,97 @@
+"""The GEMMs over all steps in small-kernel pieces (rnnkit.kernels._blas) against NumPy."""
+
+import numpy as np
+import pytest
+
+from rnnkit.kernels._blas import (
+    MIN_PIECE_ROWS,
+    SMALL_GEMM_MACS,
+    dot_rows,
+    gemm_tn_into,
+    piece_rows,
+)
+
+TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-11)}
+
+
+def _random(generator, shape, dtype):
+    return generator.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("row_macs, rows, expected", [
+    (256 * 64, 3200, 56),        # 10^6 // 16384 = 61 -> 56, a multiple of 8
+    (256 * 64, 40, 40),          # a piece would cover every row: one piece
+    (512 * 192, 3200, 3200),     # 10 rows a piece, fewer than MIN_PIECE_ROWS: whole
+    (16 * 16, 100_000, 3904),    # 10^6 // 256 = 3906 -> 3904
+    (0, 5, 5),
+    (10, 0, 1),                  # no rows: one (empty) piece
+])
+def test_piece_rows_keeps_each_piece_within_the_small_kernel(row_macs, rows, expected):
+    got = piece_rows(row_macs, rows)
+    assert got == expected
+    if got < rows:
+        assert got % 8 == 0 and got >= MIN_PIECE_ROWS and got * row_macs <= SMALL_GEMM_MACS
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, width, depth", [
+    (3200, 256, 64),   # 56-row pieces, the last one short
+    (101, 128, 32),    # 240-row pieces: one
+    (57, 2048, 64),    # rows too wide for pieces: one GEMM
+    (1, 4, 3),
+])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gemm_tn_into_matches_numpy(dtype, rows, width, depth, accumulate):
+    generator = np.random.default_rng(rows + width)
+    a, b = _random(generator, (rows, width), dtype), _random(generator, (rows, depth), dtype)
+    start = _random(generator, (width, depth), dtype)
+    out = start.copy()
+    gemm_tn_into(a, b, out, accumulate)
+    expected = a.astype(np.float64).T @ b.astype(np.float64) + (start if accumulate else 0.0)
+    np.testing.assert_allclose(out, expected, **TOLERANCE[dtype])
+
+
+def test_gemm_tn_into_reads_and_writes_rows_with_a_stride():
+    """Row blocks of wider arrays (the GRU writes d(U)'s rows in two blocks): the GEMM reads
+    and writes them by their row stride and leaves the other columns alone."""
+    generator = np.random.default_rng(1)
+    wide_a = _random(generator, (300, 40), np.float64)
+    wide_b = _random(generator, (300, 24), np.float64)
+    wide_out = _random(generator, (30, 50), np.float64)
+    before = wide_out.copy()
+    a, b, out = wide_a[:, 5:35], wide_b[:, :16], wide_out[:, 10:26]
+    gemm_tn_into(a, b, out, True)
+    np.testing.assert_allclose(out, before[:, 10:26] + a.T @ b, rtol=1e-12, atol=1e-11)
+    untouched = np.ones(wide_out.shape, bool)
+    untouched[:, 10:26] = False
+    np.testing.assert_array_equal(wide_out[untouched], before[untouched])
+
+
+def test_gemm_tn_into_without_rows_zeroes_or_keeps_out():
+    out = np.ones((3, 2))
+    gemm_tn_into(np.empty((0, 3)), np.empty((0, 2)), out, True)
+    np.testing.assert_array_equal(out, 1.0)
+    gemm_tn_into(np.empty((0, 3)), np.empty((0, 2)), out, False)
+    np.testing.assert_array_equal(out, 0.0)
+
+
+def test_gemm_tn_into_refuses_rows_that_are_not_contiguous():
+    a = np.ones((10, 8))[:, ::2]
+    with pytest.raises(ValueError, match="rows are contiguous"):
+        gemm_tn_into(a, np.ones((10, 3)), np.zeros((4, 3)), False)
+
+
+def test_gemm_tn_into_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="shapes do not match"):
+        gemm_tn_into(np.ones((10, 4)), np.ones((9, 3)), np.zeros((4, 3)), False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, depth, width", [(3200, 32, 256), (100, 64, 512), (7, 3, 5)])
+def test_dot_rows_matches_numpy(dtype, rows, depth, width):
+    generator = np.random.default_rng(rows)
+    a, b = _random(generator, (rows, depth), dtype), _random(generator, (depth, width), dtype)
+    out = np.full((rows, width), np.nan, dtype)
+    dot_rows(a, b, out)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(out, expected, **TOLERANCE[dtype])
