@@ -95,3 +95,14 @@ def test_dot_rows_matches_numpy(dtype, rows, depth, width):
     dot_rows(a, b, out)
     expected = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(out, expected, **TOLERANCE[dtype])
+
+
+def test_dot_rows_takes_a_transposed_right_hand_side():
+    """``x W^T`` with ``W^T`` a view of the ``(M, K)`` weight, in pieces (copied row-major)."""
+    generator = np.random.default_rng(3)
+    a = _random(generator, (3200, 32), np.float32)
+    weight = _random(generator, (256, 32), np.float32)
+    out = np.empty((3200, 256), np.float32)
+    dot_rows(a, weight.T, out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ weight.T.astype(np.float64),
+                               **TOLERANCE[np.float32])

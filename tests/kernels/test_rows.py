@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from rnnkit.kernels._rows import layer_norm_row, layer_norm_row_backward, row_moments
+from rnnkit.kernels._rows import (
+    layer_norm_row,
+    layer_norm_row_backward,
+    layer_norm_rows_backward,
+    row_moments,
+)
 
 # (offset, spread): rows far from zero against their spread are where a one-pass variance
 # cancels; an outlier first value is where the shift it sums about is worst.
@@ -80,3 +85,27 @@ def test_layer_norm_row_backward_matches_float64(dtype, size, in_place):
     np.testing.assert_allclose(d_weight, 0.5 + expected[1], rtol=0, atol=atol)
     np.testing.assert_allclose(d_bias, -0.25 + expected[2], rtol=0, atol=atol)
     assert d_x.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, width", [(1, 32), (5, 64), (32, 129)])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_layer_norm_rows_backward_matches_float64_row_by_row(dtype, rows, width, in_place):
+    """A block of rows, each with its own ``1 / std``: the parameters' gradients sum over the
+    rows."""
+    rng = np.random.default_rng(rows * width)
+    x_hat, d_y = (rng.standard_normal((rows, width)).astype(dtype) for _ in range(2))
+    weight = rng.standard_normal(width).astype(dtype)
+    rstd = rng.uniform(0.5, 2.0, rows).astype(dtype)
+    d_weight, d_bias = np.full(width, 0.5, dtype), np.full(width, -0.25, dtype)
+    d_x = d_y.copy() if in_place else np.empty_like(d_y)
+    per_row = [_layer_norm_backward_in_float64(d_y[n].astype(np.float64),
+                                               x_hat[n].astype(np.float64), float(rstd[n]),
+                                               weight.astype(np.float64)) for n in range(rows)]
+    layer_norm_rows_backward(d_x if in_place else d_y, x_hat, rstd, weight, d_x, d_weight, d_bias)
+    atol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(d_x, np.stack([r[0] for r in per_row]), rtol=0, atol=atol * 20)
+    np.testing.assert_allclose(d_weight, 0.5 + sum(r[1] for r in per_row), rtol=0,
+                               atol=atol * 10 * rows)
+    np.testing.assert_allclose(d_bias, -0.25 + sum(r[2] for r in per_row), rtol=0,
+                               atol=atol * 10 * rows)

@@ -118,9 +118,15 @@ def piece_rows(row_macs, rows):
 
 
 @jit
+def _transposed(matrix):
+    """Whether a 2-D array's elements are not contiguous along its rows."""
+    return matrix.shape[1] > 1 and matrix.strides[1] != matrix.itemsize
+
+
+@jit
 def _row_stride(matrix):
     """Elements between the rows of a 2-D array whose rows are contiguous (else ValueError)."""
-    if matrix.shape[1] > 1 and matrix.strides[1] != matrix.itemsize:
+    if _transposed(matrix):
         raise ValueError("gemm_tn_into takes arrays whose rows are contiguous")
     return max(matrix.strides[0] // matrix.itemsize, matrix.shape[1], 1)
 
@@ -157,9 +163,25 @@ def gemm_tn_into(a, b, out, accumulate):
 @jit
 def dot_rows(a, b, out):
     """``out = a @ b`` for ``a (N, K)``, ``b (K, M)``, ``out (N, M)``: ``np.dot`` on pieces of
-    :func:`piece_rows` rows of ``a`` and ``out``."""
+    :func:`piece_rows` rows of ``a`` and ``out``.
+
+    ``b`` is made row-major first if it is not (a transposed view, as ``W^T`` is of a ``(M,
+    K)`` weight): OpenBLAS has no small kernel for that product, and pieces of ``(3200, 64) @
+    (64, 512)`` on the view took 3.6 against 2.3 ms whole (measured)."""
     rows = a.shape[0]
     piece = piece_rows(b.shape[0] * b.shape[1], rows)
+    if piece >= rows or _transposed(a):
+        np.dot(a, b, out)
+    elif _transposed(b):
+        _dot_pieces(a, np.ascontiguousarray(b), out, piece)
+    else:
+        _dot_pieces(a, b, out, piece)
+
+
+@jit
+def _dot_pieces(a, b, out, piece):
+    """``out = a @ b`` by ``np.dot`` on pieces of ``piece`` rows of ``a`` and ``out``."""
+    rows = a.shape[0]
     for n0 in range(0, rows, piece):
         n1 = min(rows, n0 + piece)
         np.dot(a[n0:n1], b, out[n0:n1])

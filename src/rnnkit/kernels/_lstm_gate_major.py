@@ -21,7 +21,7 @@ from rnnkit.kernels._mkl import packed_product
 from rnnkit.kernels._numba import ONE_32, jit, sigmoid_t, tanh_t
 from rnnkit.kernels._rows import (
     copy,
-    layer_norm_row_backward,
+    layer_norm_rows_backward,
     repeat_rows,
     row_mean_rstd,
     transpose_into,
@@ -359,14 +359,12 @@ def normed_output_rows_backward(d_m, o_, tanh_c, c_hat, rstd, ln_weight, d_norm,
     """Backward of :func:`normed_output_rows` into ``c``, row by row: ``d_cell (B*H,)`` gets
     the gradient reaching ``c_new`` through ``m`` (``d_norm (B*H,)`` is work); accumulates
     LN_c's parameter gradients."""
-    hidden = ln_weight.size
+    rows, hidden = c_hat.shape
     for n in range(d_m.size):
         t = tanh_c[n]
         d_norm[n] = d_m[n] * o_[n] * (ONE_32 - t * t)
-    for b in range(c_hat.shape[0]):
-        lo = b * hidden
-        layer_norm_row_backward(d_norm[lo : lo + hidden], c_hat[b], rstd[b], ln_weight,
-                                d_cell[lo : lo + hidden], d_ln_weight, d_ln_bias)
+    layer_norm_rows_backward(d_norm.reshape((rows, hidden)), c_hat, rstd, ln_weight,
+                             d_cell.reshape((rows, hidden)), d_ln_weight, d_ln_bias)
 
 
 @jit

@@ -53,6 +53,7 @@ from rnnkit.kernels._rows import (
     input_x_gradient_into,
     layer_norm_row,
     layer_norm_row_backward,
+    layer_norm_rows_backward,
     masked_state_grad,
     repeat_rows,
     route_output_grads,
@@ -643,9 +644,8 @@ def lstm_backward(d_outputs, saved, layout, weight_ih, weight_hh, weight_hr, pee
                 _cell_row_backward(d_out, d_c_from_h, g, c_all[t, b], c_all[t + 1, b], peephole,
                                    act, rec_act, dg_t[b], d_c[b], d_peep)
         if norm:
-            for b in range(batch):
-                layer_norm_row_backward(dg_t[b], h_hat[t, b], rstd[t, b, 0], ln_hh_weight,
-                                        d_proj[t, b], d_ln[2], d_ln[3])
+            layer_norm_rows_backward(dg_t, h_hat[t], rstd[t, :, 0], ln_hh_weight, d_proj[t],
+                                     d_ln[2], d_ln[3])
         d_product = d_proj[t] if norm else dg_t  # (B, 4H): d(U ĥ)
         if batch_minor:  # never packed (see lstm._backward_shape)
             np.dot(weight_hh_t, d_product.T, d_rec_t)
@@ -709,9 +709,8 @@ def lstm_step_gradients(saved, layout, weight_ih, ln_ih_weight, has_mask, need, 
         if need[2]:
             gemm_tn_into(d_proj.reshape(total, four_h)[n0:n1], h_rec2, d_weight_hh, accumulate)
         # through LN_ih, into an array of its own (see _plain_row_ln_backward): the gradient of W x
-        for n in range(n0, n1):
-            layer_norm_row_backward(d_gates2[n - n0], x_hat[n], rstd_ih[n], ln_ih_weight,
-                                    d_x_proj[n], d_ln[0], d_ln[1])
+        layer_norm_rows_backward(d_gates2, x_hat[n0:n1], rstd_ih[n0:n1], ln_ih_weight,
+                                 d_x_proj[n0:n1], d_ln[0], d_ln[1])
         d_gates2 = d_x_proj[n0:n1]
         weight_gradients_into(d_gates2, x2, h_rec2, need[1], False, both[n0:n1], result,
                               d_weight_ih, d_weight_hh, accumulate)

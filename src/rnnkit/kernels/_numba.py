@@ -233,6 +233,19 @@ def _as_dtype_of(value, like):
     return lambda value, like: np.float64(value)
 
 
+def at_row(values, row):
+    """``values[row]`` for an array of per-row values, ``values`` itself for a scalar: so that
+    one compiled loop over rows serves a block of rows and a single row."""
+    return values[row] if isinstance(values, np.ndarray) else values
+
+
+@overload(at_row, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _at_row(values, row):
+    if isinstance(values, types.Array):
+        return lambda values, row: values[row]
+    return lambda values, row: values
+
+
 @jit
 def activate(code, x, out):
     """``out[j] = act(x[j])`` over a row (``out`` may be ``x``); the branch is outside the loop.
