@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.kernels._blas import (
     MIN_PIECE_ROWS,
@@ -10,6 +11,8 @@ from rnnkit.kernels._blas import (
     gemm_tn_into,
     piece_rows,
 )
+
+from ._harness import CELL_CLASSES, assert_backends_agree, make_problem
 
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-11)}
 
@@ -106,3 +109,28 @@ def test_dot_rows_takes_a_transposed_right_hand_side():
     dot_rows(a, weight.T, out)
     np.testing.assert_allclose(out, a.astype(np.float64) @ weight.T.astype(np.float64),
                                **TOLERANCE[np.float32])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("family", "options"), [
+    ("lstm", {}),
+    ("lstm", {"peephole": True, "layer_norm": True}),
+    ("gru", {"reset_after": False}),
+    ("rnn", {}),
+], ids=["lstm", "lstm-peephole-layer_norm", "gru", "rnn"])
+def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dtype):
+    """B=8, T=64: 512 rows over all steps, and units such that the weight gradients, the input
+    projection and d(x) each run in several pieces (the hypothesis draws are too small for
+    any)."""
+    batch, steps = 8, 64
+    gates, units = {"lstm": (4, 32), "gru": (3, 48), "rnn": (1, 64)}[family]
+    features, rows = units // 2, batch * steps
+    for row_macs in (gates * units * units, gates * units * features):
+        assert piece_rows(row_macs, rows) < rows
+    cell = CELL_CLASSES[family](units, input_size=features, dtype=dtype, **options)
+    problem = make_problem(cell, batch=batch, steps=steps, mask_kind="random", recurrent=True,
+                           zero_output=False, seed=11)
+    with torch.no_grad():  # gates off saturation: every path's gradient matters
+        for param in cell.parameters():
+            param.mul_(units**-0.5)
+    assert_backends_agree(problem)
