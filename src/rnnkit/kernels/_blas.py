@@ -7,7 +7,7 @@ layout. The GEMMs over all steps of a small recurrence are tall and thin: the we
 ``d(U) = Σ_t d(gates_t)^T h_t`` is ``(4H, T*B) @ (T*B, H)``, whose packing of the long operand
 took 22% of the layer-norm LSTM's backward at B=32, T=100, H=64 (perf, 1 thread). Cut into
 pieces of a few dozen rows, each piece fits the small kernel: at B=32, T=100, H=64 that
-gradient took 0.95-1.0 against 1.3-1.6 ms (measured, 1 thread, AMD EPYC Zen 4).
+gradient took 1.06 against 1.61 ms (``bench/gemm_pieces.py``, 1 thread, AMD EPYC Zen 4).
 
 - :func:`dot_rows`: ``out = a @ b`` in pieces of rows of ``a`` and ``out`` (the input
   projection, ``d(x)``);
@@ -16,9 +16,9 @@ gradient took 0.95-1.0 against 1.3-1.6 ms (measured, 1 thread, AMD EPYC Zen 4).
   ``sgemm``/``dgemm`` (the functions numba's ``np.dot`` reaches) to symbols of its own, as
   :mod:`rnnkit.kernels._mkl` binds MKL's: numba's disk cache holds no address.
 
-A piece has a multiple of 8 rows, at least :data:`MIN_PIECE_ROWS`: at 8 rows a piece gained
-nothing over one GEMM (``(512, 3200) @ (3200, 192)``, measured), and a GEMM whose rows are
-already too wide for that runs whole, as before.
+A piece has a multiple of 8 rows, at least :data:`MIN_PIECE_ROWS`; a GEMM whose rows are too
+wide for that runs whole, as before. (Pieces of 8 rows were slower than one GEMM at three of the
+four shapes tried, such as ``(512, 3200) @ (3200, 192)``, measured.)
 The same caching note as :mod:`rnnkit.kernels._numba` applies.
 """
 
