@@ -1,9 +1,12 @@
 """The GEMMs over all steps in small-kernel pieces (rnnkit.kernels._blas) against NumPy."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 
+from rnnkit.kernels import _common
 from rnnkit.kernels._blas import (
     MIN_PIECE_ROWS,
     SMALL_GEMM_MACS,
@@ -12,7 +15,7 @@ from rnnkit.kernels._blas import (
     piece_rows,
 )
 
-from ._harness import CELL_CLASSES, assert_backends_agree, make_problem
+from ._harness import CELL_CLASSES, assert_backends_agree, make_problem, two_core_pipeline
 
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-11)}
 
@@ -111,6 +114,7 @@ def test_dot_rows_takes_a_transposed_right_hand_side():
                                **TOLERANCE[np.float32])
 
 
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-core", "pipelined"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize(("family", "options"), [
     ("lstm", {}),
@@ -118,10 +122,12 @@ def test_dot_rows_takes_a_transposed_right_hand_side():
     ("gru", {"reset_after": False}),
     ("rnn", {}),
 ], ids=["lstm", "lstm-peephole-layer_norm", "gru", "rnn"])
-def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dtype):
+def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dtype, pipelined,
+                                                            monkeypatch):
     """B=8, T=64: 512 rows over all steps, and units such that the weight gradients, the input
     projection and d(x) each run in several pieces (the hypothesis draws are too small for
-    any)."""
+    any). Pipelined, on two threads and with the batch never split in halves, the companion
+    adds up the weight gradients chunk by chunk (see rnnkit.kernels._sync)."""
     batch, steps = 8, 64
     gates, units = {"lstm": (4, 32), "gru": (3, 48), "rnn": (1, 64)}[family]
     features, rows = units // 2, batch * steps
@@ -133,4 +139,10 @@ def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dty
     with torch.no_grad():  # gates off saturation: every path's gradient matters
         for param in cell.parameters():
             param.mul_(units**-0.5)
-    assert_backends_agree(problem)
+    if pipelined:
+        monkeypatch.setattr(_common, "HALVES_MIN_MACS", 1 << 62)
+    with two_core_pipeline() if pipelined else contextlib.nullcontext():
+        if pipelined:
+            assert _common.pipeline_chunk(family, batch, steps, features, gates * units,
+                                          units) > 0
+        assert_backends_agree(problem)
