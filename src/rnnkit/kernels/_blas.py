@@ -12,9 +12,9 @@ gradient took 1.06 against 1.61 ms (``bench/gemm_pieces.py``, 1 thread, AMD EPYC
 - :func:`dot_rows`: ``out = a @ b`` in pieces of rows of ``a`` and ``out`` (the input
   projection, ``d(x)``);
 - :func:`gemm_tn_into`: ``out (+)= a^T b`` in pieces of the rows both share, each piece added to
-  the last through BLAS's ``beta``. ``np.dot`` has no ``beta``, so this module binds scipy's
-  ``sgemm``/``dgemm`` (the functions numba's ``np.dot`` reaches) to symbols of its own, as
-  :mod:`rnnkit.kernels._mkl` binds MKL's: numba's disk cache holds no address.
+  the last through BLAS's ``beta``. ``np.dot`` has no ``beta``; numba's own GEMM helper
+  (``numba_xxgemm``, which its ``np.dot`` and ``np.linalg`` call, and which finds scipy's BLAS on
+  first use) has one, and this module calls it.
 
 A piece has a multiple of 8 rows, at least :data:`MIN_PIECE_ROWS`; a GEMM whose rows are too
 wide for that runs whole, as before. (Pieces of 8 rows were slower than one GEMM at three of the
@@ -24,85 +24,49 @@ The same caching note as :mod:`rnnkit.kernels._numba` applies.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
-from llvmlite import binding, ir
 from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import overload
 
-from rnnkit.kernels._numba import as_dtype_of, jit
+from rnnkit.kernels._numba import jit
 
 # OpenBLAS's limit for its small-matrix SGEMM kernel (AVX-512 builds), in multiply-adds.
 SMALL_GEMM_MACS = 1_000_000
 MIN_PIECE_ROWS = 16
-SYMBOLS = {"sgemm": "rnnkit_blas_sgemm", "dgemm": "rnnkit_blas_dgemm"}
 
 
-def _scipy_blas_address(name: str) -> int:
-    """The address of ``scipy.linalg.cython_blas``'s ``name`` (the Fortran interface: every
-    argument by pointer)."""
-    from scipy.linalg import cython_blas
-
-    capsule = cython_blas.__pyx_capi__[name]
-    api = ctypes.pythonapi
-    api.PyCapsule_GetName.restype = ctypes.c_char_p
-    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    return api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+def _numba_xxgemm(dtype):
+    """numba's exported ``numba_xxgemm(kind, transa, transb, m, n, k, *alpha, *a, lda, *b, ldb,
+    *beta, *c, ldc)``: BLAS's column-major ``?gemm``, the scalars by pointer; returns 0, or -1
+    when no BLAS was found."""
+    pointer = types.CPointer(dtype)
+    return types.ExternalFunction("numba_xxgemm", types.intc(
+        types.char, types.char, types.char, types.intp, types.intp, types.intp, pointer, pointer,
+        types.intp, pointer, types.intp, pointer, pointer, types.intp))
 
 
-for _name, _symbol in SYMBOLS.items():
-    binding.add_symbol(_symbol, _scipy_blas_address(_name))
-
-_I32 = ir.IntType(32)
-_CHAR = ir.IntType(8)
-
-
-def _gemm_type(real):
-    pointer = real.as_pointer()
-    char, integer = _CHAR.as_pointer(), _I32.as_pointer()
-    return ir.FunctionType(ir.VoidType(), [char, char, integer, integer, integer, pointer,
-                                           pointer, integer, pointer, integer, pointer, pointer,
-                                           integer])
+def _gemm_piece(a, b, out, beta):
+    """``out^T = b^T @ a`` column-major, i.e. ``out (+)= a^T b`` row-major, ``beta`` scaling
+    ``out`` first (see :func:`gemm_tn_into`)."""
+    out *= beta
+    out += a.T @ b
 
 
-@intrinsic
-def _gemm(typingctx, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Fortran ``?gemm('N', trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)``, column-major,
-    addresses and sizes as int64; ``alpha`` and ``beta`` pick single or double precision."""
-    if alpha not in (types.float32, types.float64) or beta != alpha:
-        return None
-    single = alpha == types.float32
-    real = ir.FloatType() if single else ir.DoubleType()
+@overload(_gemm_piece, jit_options={"error_model": "numpy"})
+def _gemm_piece_compiled(a, b, out, beta):
+    xxgemm = _numba_xxgemm(out.dtype)
+    kind = ord("s" if out.dtype == types.float32 else "d")
 
-    def codegen(context, builder, signature, args):
-        trans_b_, m_, n_, k_, alpha_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
-        function = cgutils.get_or_insert_function(
-            builder.module, _gemm_type(real), SYMBOLS["sgemm" if single else "dgemm"])
+    def impl(a, b, out, beta):
+        scalars = np.empty(2, out.dtype)  # alpha, beta
+        scalars[0], scalars[1] = 1.0, beta
+        status = xxgemm(kind, ord("n"), ord("t"), b.shape[1], a.shape[1], a.shape[0],
+                        scalars[0:].ctypes, b.ctypes, _row_stride(b), a.ctypes, _row_stride(a),
+                        scalars[1:].ctypes, out.ctypes, _row_stride(out))
+        if status != 0:
+            raise RuntimeError("numba_xxgemm found no BLAS (numba's np.dot needs scipy)")
 
-        def by_pointer(value, kind):
-            return cgutils.alloca_once_value(builder, value if kind is None else kind(value))
-
-        def int32(value):
-            return by_pointer(builder.trunc(value, _I32), None)
-
-        def address(value):
-            return builder.inttoptr(value, real.as_pointer())
-
-        transpose = builder.select(builder.icmp_signed("!=", trans_b_, trans_b_.type(0)),
-                                   _CHAR(ord("T")), _CHAR(ord("N")))
-        builder.call(function, [
-            by_pointer(_CHAR(ord("N")), None), by_pointer(transpose, None), int32(m_), int32(n_),
-            int32(k_), by_pointer(alpha_, None), address(a_), int32(lda_), address(b_),
-            int32(ldb_), by_pointer(beta_, None), address(c_), int32(ldc_),
-        ])
-        return context.get_dummy_value()
-
-    sizes = (types.int64,) * 4
-    return types.void(*sizes, alpha, *sizes, beta, types.int64, types.int64), codegen
+    return impl
 
 
 @jit
@@ -148,16 +112,12 @@ def gemm_tn_into(a, b, out, accumulate):
         if not accumulate:
             out[:] = 0.0
         return
-    lda, ldb, ldc = _row_stride(a), _row_stride(b), _row_stride(out)
     piece = piece_rows(width * depth, rows)
-    one = as_dtype_of(1.0, out)
-    beta = one if accumulate else as_dtype_of(0.0, out)
-    # column-major, out^T (K, M) = b^T (K, n) @ a (n, M): b as stored, a transposed
+    beta = 1.0 if accumulate else 0.0
     for n0 in range(0, rows, piece):
-        count = min(piece, rows - n0)
-        _gemm(1, depth, width, count, one, b[n0:].ctypes.data, ldb, a[n0:].ctypes.data, lda,
-              beta, out.ctypes.data, ldc)
-        beta = one
+        n1 = min(rows, n0 + piece)
+        _gemm_piece(a[n0:n1], b[n0:n1], out, beta)
+        beta = 1.0
 
 
 @jit
