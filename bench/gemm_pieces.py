@@ -24,26 +24,29 @@ from numba import njit
 from rnnkit.kernels._blas import dot_rows, gemm_tn_into, piece_rows
 from rnnkit.kernels._common import blas_threads
 
+# Not cached on disk: each loop holds rnnkit's compiled functions, and a cache of this file would
+# keep their old code after rnnkit's kernels change (see rnnkit.kernels._cache).
 
-@njit(cache=True)
+
+@njit
 def _whole_tn(a, b, out, count):
     for _ in range(count):
         np.dot(a.T, b, out)
 
 
-@njit(cache=True)
+@njit
 def _pieces_tn(a, b, out, count):
     for _ in range(count):
         gemm_tn_into(a, b, out, False)
 
 
-@njit(cache=True)
+@njit
 def _whole_nn(a, b, out, count):
     for _ in range(count):
         np.dot(a, b, out)
 
 
-@njit(cache=True)
+@njit
 def _pieces_nn(a, b, out, count):
     for _ in range(count):
         dot_rows(a, b, out)

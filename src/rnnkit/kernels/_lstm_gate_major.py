@@ -8,8 +8,6 @@ loop over it (a loop over one row of a few vectors is bound by the latency of it
 Layer norm runs on row-major rows, as the row loops run it (a row's statistics over four gate
 blocks of a few vectors each ran 2x slower, measured), and its normalised values are saved
 row-major as there; the gates they feed are gate-major.
-The same caching note as :mod:`rnnkit.kernels._numba` applies: after editing this file, delete
-the kernels' ``__pycache__/*.nbi``/``*.nbc`` when working from a source tree.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ loop over a row and vectorises that loop. Transcendentals use :func:`exp_` (floa
 
 Every function is ``@jit`` (``njit(cache=True, nogil=True)`` and the options below): the machine
 code is cached on disk next to this module, so a fresh process loads it instead of compiling
-again. (numba's cache does not notice a change in a *called* module: after editing this file,
-delete the kernels' ``__pycache__/*.nbi``/``*.nbc`` when working from a source tree.)
+again. Every kernel's cache carries one stamp of all of this package's sources
+(:mod:`rnnkit.kernels._cache`): an edit to any of them has each kernel compiled again on first use.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
@@ -23,6 +25,10 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from rnnkit import activations
+from rnnkit.kernels import _cache
+
+# before the first @jit below: numba picks a function's cache locator when it is decorated
+_cache.share_stamp(Path(__file__).parent)
 
 TANH, SIGMOID, HARD_SIGMOID, RELU, LINEAR = 0, 1, 2, 3, 4
 ACTIVATION_CODES = {

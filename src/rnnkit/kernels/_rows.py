@@ -2,8 +2,7 @@
 
 Shared by the LSTM, GRU and SimpleRNN loops (activations are in :mod:`rnnkit.kernels._numba`).
 Each works on rows or whole ``(B, ·)`` blocks of time-major arrays, in place, without allocating
-unless a caller's scratch array does not fit. The same caching note applies: after editing this
-file, delete the kernels' ``__pycache__/*.nbi``/``*.nbc`` when working from a source tree.
+unless a caller's scratch array does not fit.
 """
 
 from __future__ import annotations

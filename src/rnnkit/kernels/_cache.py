@@ -1,0 +1,78 @@
+"""numba's disk cache for the kernels, invalidated by a change to any of their sources.
+
+numba keeps a cached function's machine code with a stamp of the file that defines it, and loads
+it while that file is unchanged. The code also holds every compiled function it calls, from other
+files too, and a change to those files goes unnoticed (numba issue 1833, documented under
+"Cache" in numba's user guide). A kernel in ``_lstm_loops.py`` would then keep running the
+``_rows.py`` or ``_blas.py`` of the cache's day after a ``git pull`` or an edit; when the old code
+calls a symbol the new modules no longer bind, it crashes.
+
+:func:`share_stamp` gives every function defined in one directory the same stamp: a hash of all
+the ``.py`` files there. Any change to one of them makes numba compile the directory's functions
+again on first use and overwrite their cache. ``rnnkit.kernels._numba`` shares the stamp of this
+package before any of its functions is compiled.
+
+The locators are numba's own (``numba.core.caching``: a ``NUMBA_CACHE_DIR``, else ``__pycache__``
+beside the source when it is writable, else the user's cache directory), wrapped to return the
+shared stamp; functions outside a shared directory keep numba's. ``NUMBA_CACHE_LOCATOR_CLASSES``,
+when set, replaces numba's list of locators and so this one too.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from numba.core import caching
+
+_SHARED: set[Path] = set()
+
+
+@functools.cache
+def source_stamp(directory: Path) -> str:
+    """A hash of the names and contents of every ``.py`` file in ``directory`` (once per
+    process)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _directory_of(py_file) -> Path:
+    return Path(py_file).resolve().parent
+
+
+class _SharedStamp:
+    """Mixed into a numba locator: applies only to the shared directories, whose functions get
+    their directory's :func:`source_stamp`."""
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if _directory_of(py_file) not in _SHARED:
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return "rnnkit-shared-stamp", source_stamp(_directory_of(self._py_file))
+
+
+def _install() -> None:
+    """Put a shared-stamp version of each of numba's source-file locators first in its list."""
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    backed = getattr(caching, "_SourceFileBackedLocatorMixin", None)
+    if impl is None or backed is None:  # a numba whose locators differ: its own stamps
+        return
+    if any(issubclass(c, _SharedStamp) for c in impl._locator_classes):
+        return
+    shared = [type(f"Shared{c.__name__}", (_SharedStamp, c), {})
+              for c in impl._locator_classes if issubclass(c, backed)]
+    impl._locator_classes = shared + list(impl._locator_classes)
+
+
+def share_stamp(directory) -> None:
+    """Stamp the cache of every function compiled from a ``.py`` file in ``directory`` with one
+    hash of all of them (see the module docstring). Call it before the first function of the
+    directory is decorated: numba picks a function's locator when it is decorated."""
+    _install()
+    _SHARED.add(Path(directory).resolve())
