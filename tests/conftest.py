@@ -14,6 +14,10 @@ import torch  # noqa: E402
 # oversubscribe the machine (up to hundreds of times slower under load).
 torch.set_num_threads(1)
 
+# The GEMMs over all steps run in pieces where OpenBLAS has a small-matrix kernel
+# (rnnkit.kernels._blas): the suite runs that code on every machine, as on the AVX-512 one of CI.
+os.environ.setdefault("RNNKIT_BLAS_SMALL_GEMM", "1")
+
 # The step GEMMs run on MKL's packed weights wherever MKL is found, whichever path this machine
 # would time faster (rnnkit.kernels._mkl.packed_is_faster): the suite tests the same paths on
 # every machine, OpenBLAS's where a test asks for it (tests/kernels/_harness.py).

@@ -19,7 +19,11 @@ gradient took 1.06 against 1.61 ms (``bench/gemm_pieces.py``, 1 thread, AMD EPYC
 A piece has a multiple of 8 rows, at least :data:`MIN_PIECE_ROWS`; a GEMM whose rows are too
 wide for that runs whole, as before. (Pieces of 8 rows were slower than one GEMM at three of the
 four shapes tried, such as ``(512, 3200) @ (3200, 192)``, measured.)
-The same caching note as :mod:`rnnkit.kernels._numba` applies.
+
+Only where OpenBLAS has that kernel (:func:`~rnnkit.kernels._numba.blas_small_gemm`). Elsewhere
+each piece goes through the general path, packing included: with OpenBLAS's Haswell kernels
+forced on the same host (``OPENBLAS_CORETYPE=Haswell``), the projection's pieces took up to 1.8x
+the whole GEMM and a forward and backward up to 16% longer. There every GEMM runs whole.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from rnnkit.kernels._numba import jit
+from rnnkit.kernels._numba import BLAS_SMALL_GEMM, jit
 
-# OpenBLAS's limit for its small-matrix SGEMM kernel (AVX-512 builds), in multiply-adds.
-SMALL_GEMM_MACS = 1_000_000
+# OpenBLAS's limit for its small-matrix GEMM kernel, in multiply-adds; 0 (every GEMM whole)
+# where it has none.
+SMALL_GEMM_MACS = 1_000_000 if BLAS_SMALL_GEMM else 0
 MIN_PIECE_ROWS = 16
 
 

@@ -26,14 +26,14 @@ from pathlib import Path
 
 from numba.core import caching
 
-_SHARED: set[Path] = set()
+_SHARED: dict[Path, tuple] = {}  # directory -> the facts its stamp includes
 
 
 @functools.cache
-def source_stamp(directory: Path) -> str:
-    """A hash of the names and contents of every ``.py`` file in ``directory`` (once per
-    process)."""
-    digest = hashlib.sha256()
+def source_stamp(directory: Path, facts: tuple = ()) -> str:
+    """A hash of the names and contents of every ``.py`` file in ``directory``, and of ``facts``
+    (once per process)."""
+    digest = hashlib.sha256(repr(facts).encode())
     for path in sorted(Path(directory).glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -54,7 +54,8 @@ class _SharedStamp:
         return super().from_function(py_func, py_file)
 
     def get_source_stamp(self):
-        return "rnnkit-shared-stamp", source_stamp(_directory_of(self._py_file))
+        directory = _directory_of(self._py_file)
+        return "rnnkit-shared-stamp", source_stamp(directory, _SHARED[directory])
 
 
 def _install() -> None:
@@ -70,9 +71,11 @@ def _install() -> None:
     impl._locator_classes = shared + list(impl._locator_classes)
 
 
-def share_stamp(directory) -> None:
+def share_stamp(directory, facts: tuple = ()) -> None:
     """Stamp the cache of every function compiled from a ``.py`` file in ``directory`` with one
-    hash of all of them (see the module docstring). Call it before the first function of the
-    directory is decorated: numba picks a function's locator when it is decorated."""
+    hash of all of them (see the module docstring) and of ``facts``: the values, besides the
+    sources, that the compiled code bakes in (numba compiles a global as a constant). Call it
+    before the first function of the directory is decorated: numba picks a function's locator
+    when it is decorated."""
     _install()
-    _SHARED.add(Path(directory).resolve())
+    _SHARED[Path(directory).resolve()] = tuple(facts)

@@ -17,8 +17,10 @@ again. Every kernel's cache carries one stamp of all of this package's sources
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -27,8 +29,41 @@ from numba.extending import intrinsic, overload
 from rnnkit import activations
 from rnnkit.kernels import _cache
 
-# before the first @jit below: numba picks a function's cache locator when it is decorated
-_cache.share_stamp(Path(__file__).parent)
+# The OpenBLAS cores with a small-matrix GEMM kernel: SkylakeX's, which Cooperlake and
+# SapphireRapids reuse. OpenBLAS picks one of them on CPUs with AVX-512 (Intel's, and AMD's from
+# Zen 4, such as this project's benchmark host).
+SMALL_GEMM_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+_AVX512 = ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
+
+
+def blas_small_gemm() -> bool:
+    """Whether scipy's OpenBLAS, which numba's ``np.dot`` calls, runs small GEMMs through its
+    small-matrix kernel (see :mod:`rnnkit.kernels._blas`): on a CPU with AVX-512, unless
+    ``OPENBLAS_CORETYPE`` names a core without that kernel. Read from the CPU's features, not
+    asked of OpenBLAS, whose handle comes from importing ``scipy.linalg`` (about 100 ms).
+
+    ``RNNKIT_BLAS_SMALL_GEMM=1`` or ``0`` overrides it: for a BLAS the check misjudges, and for
+    the test suite, which runs the pieces' code on every machine.
+    """
+    override = os.environ.get("RNNKIT_BLAS_SMALL_GEMM")
+    if override is not None:
+        if override not in ("0", "1"):
+            raise ValueError(f"RNNKIT_BLAS_SMALL_GEMM must be '0' or '1', got {override!r}")
+        return override == "1"
+    forced = os.environ.get("OPENBLAS_CORETYPE", "").strip().lower()
+    if forced:
+        return forced in SMALL_GEMM_CORES
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:  # a host LLVM cannot describe
+        return False
+    return all(features.get(name, False) for name in _AVX512)
+
+
+# Compiled into the kernels (see rnnkit.kernels._blas), so the caches' stamp includes it. Shared
+# before the first @jit below: numba picks a function's cache locator when it is decorated.
+BLAS_SMALL_GEMM = blas_small_gemm()
+_cache.share_stamp(Path(__file__).parent, facts=(("blas_small_gemm", BLAS_SMALL_GEMM),))
 
 TANH, SIGMOID, HARD_SIGMOID, RELU, LINEAR = 0, 1, 2, 3, 4
 ACTIVATION_CODES = {
