@@ -3,14 +3,16 @@
 numba keeps a cached function's machine code with a stamp of the file that defines it, and loads
 it while that file is unchanged. The code also holds every compiled function it calls, from other
 files too, and a change to those files goes unnoticed (numba issue 1833, documented under
-"Cache" in numba's user guide). A kernel in ``_lstm_loops.py`` would then keep running the
-``_rows.py`` or ``_blas.py`` of the cache's day after a ``git pull`` or an edit; when the old code
+"Cache" in numba's user guide). After a ``git pull`` or an edit, a kernel in ``_lstm_loops.py``
+would keep running the ``_rows.py`` or ``_blas.py`` it was compiled with; where that old code
 calls a symbol the new modules no longer bind, it crashes.
 
 :func:`share_stamp` gives every function defined in one directory the same stamp: a hash of all
-the ``.py`` files there. Any change to one of them makes numba compile the directory's functions
-again on first use and overwrite their cache. ``rnnkit.kernels._numba`` shares the stamp of this
-package before any of its functions is compiled.
+the ``.py`` files there and of the values the compiled code bakes in besides them (whether the
+GEMMs run in pieces, see :mod:`rnnkit.kernels._blas`). Any change to one of them makes numba
+compile the directory's functions again on first use and overwrite their cache.
+``rnnkit.kernels._numba`` shares the stamp of this package before any of its functions is
+compiled.
 
 The locators are numba's own (``numba.core.caching``: a ``NUMBA_CACHE_DIR``, else ``__pycache__``
 beside the source when it is writable, else the user's cache directory), wrapped to return the
