@@ -12,6 +12,7 @@ from rnnkit.kernels._blas import (
     SMALL_GEMM_MACS,
     dot_rows,
     gemm_tn_into,
+    output_halves,
     piece_rows,
 )
 
@@ -39,11 +40,28 @@ def test_piece_rows_keeps_each_piece_within_the_small_kernel(row_macs, rows, exp
         assert got % 8 == 0 and got >= MIN_PIECE_ROWS and got * row_macs <= SMALL_GEMM_MACS
 
 
+@pytest.mark.parametrize("width, depth, rows, expected", [
+    (512, 128, 3200, 2),    # the LSTM's d(U) at H=128: 15 rows a piece whole, 30 in halves
+    (512, 192, 3200, 2),
+    (1024, 256, 3200, 1),   # half of it still too wide: whole
+    (510, 130, 3200, 2),    # halves of an odd 255 rows
+    (511, 128, 3200, 1),    # odd: no halves
+    (256, 64, 3200, 1),     # pieces already
+    (512, 128, 10, 1),      # within the small kernel's limit whole
+])
+def test_output_halves_only_for_rows_too_wide_for_pieces(width, depth, rows, expected):
+    assert output_halves(width, depth, rows) == expected
+    if expected == 2:
+        assert piece_rows(width * depth, rows) == rows
+        assert MIN_PIECE_ROWS <= piece_rows(width // 2 * depth, rows) < rows
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, width, depth", [
     (3200, 256, 64),   # 56-row pieces, the last one short
     (101, 128, 32),    # 240-row pieces: one
     (57, 2048, 64),    # rows too wide for pieces: one GEMM
+    (640, 512, 128),   # too wide for pieces, but not half of them: two halves of 24-row pieces
     (1, 4, 3),
 ])
 @pytest.mark.parametrize("accumulate", [False, True])
@@ -114,25 +132,12 @@ def test_dot_rows_takes_a_transposed_right_hand_side():
                                **TOLERANCE[np.float32])
 
 
-@pytest.mark.parametrize("pipelined", [False, True], ids=["one-core", "pipelined"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize(("family", "options"), [
-    ("lstm", {}),
-    ("lstm", {"peephole": True, "layer_norm": True}),
-    ("gru", {"reset_after": False}),
-    ("rnn", {}),
-], ids=["lstm", "lstm-peephole-layer_norm", "gru", "rnn"])
-def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dtype, pipelined,
-                                                            monkeypatch):
-    """B=8, T=64: 512 rows over all steps, and units such that the weight gradients, the input
-    projection and d(x) each run in several pieces (the hypothesis draws are too small for
-    any). Pipelined, on two threads and with the batch never split in halves, the companion
-    adds up the weight gradients chunk by chunk (see rnnkit.kernels._sync)."""
-    batch, steps = 8, 64
-    gates, units = {"lstm": (4, 32), "gru": (3, 48), "rnn": (1, 64)}[family]
-    features, rows = units // 2, batch * steps
-    for row_macs in (gates * units * units, gates * units * features):
-        assert piece_rows(row_macs, rows) < rows
+def _assert_kernels_match_reference(family, options, dtype, pipelined, units, monkeypatch):
+    """B=8, T=64 (512 rows over all steps), inputs of ``units // 2``, against the reference;
+    pipelined, on two threads with the batch never split in halves, the companion adds up the
+    weight gradients chunk by chunk (see rnnkit.kernels._sync)."""
+    batch, steps, gates = 8, 64, GATES[family]
+    features = units // 2
     cell = CELL_CLASSES[family](units, input_size=features, dtype=dtype, **options)
     problem = make_problem(cell, batch=batch, steps=steps, mask_kind="random", recurrent=True,
                            zero_output=False, seed=11)
@@ -146,3 +151,45 @@ def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dty
             assert _common.pipeline_chunk(family, batch, steps, features, gates * units,
                                           units) > 0
         assert_backends_agree(problem)
+
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+FAMILIES = pytest.mark.parametrize(("family", "options"), [
+    ("lstm", {}),
+    ("lstm", {"peephole": True, "layer_norm": True}),
+    ("gru", {"reset_after": True}),
+    ("gru", {"reset_after": False}),
+    ("rnn", {}),
+], ids=["lstm", "lstm-peephole-layer_norm", "gru", "gru-reset-before", "rnn"])
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-core", "pipelined"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@FAMILIES
+def test_kernels_with_their_gemms_in_pieces_match_reference(family, options, dtype, pipelined,
+                                                            monkeypatch):
+    """Units such that the weight gradients, the input projection and d(x) each run in several
+    pieces (the hypothesis draws are too small for any)."""
+    units = {"lstm": 32, "gru": 48, "rnn": 64}[family]
+    rows, gates = 8 * 64, GATES[family]
+    for row_macs in (gates * units * units, gates * units * units // 2):
+        assert piece_rows(row_macs, rows) < rows
+    _assert_kernels_match_reference(family, options, dtype, pipelined, units, monkeypatch)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-core", "pipelined"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("family", "options"), [
+    ("lstm", {}),
+    ("lstm", {"peephole": True, "layer_norm": True}),
+    ("gru", {"reset_after": True}),  # reset-before's d(U) is two narrower GEMMs
+    ("rnn", {}),
+], ids=["lstm", "lstm-peephole-layer_norm", "gru", "rnn"])
+def test_kernels_with_d_u_in_two_halves_match_reference(family, options, dtype, pipelined,
+                                                        monkeypatch):
+    """Units such that d(U), ``(G H, N) @ (N, H)``, is too wide for pieces and runs in two
+    halves of its rows, each in pieces (see rnnkit.kernels._blas.output_halves)."""
+    units = {"lstm": 128, "gru": 160, "rnn": 256}[family]
+    gates = GATES[family]
+    assert output_halves(gates * units, units, 8 * 64) == 2
+    _assert_kernels_match_reference(family, options, dtype, pipelined, units, monkeypatch)

@@ -8,6 +8,7 @@ from rnnkit.kernels._rows import (
     layer_norm_row_backward,
     layer_norm_rows_backward,
     row_moments,
+    weight_gradients_into,
 )
 
 # (offset, spread): rows far from zero against their spread are where a one-pass variance
@@ -109,3 +110,27 @@ def test_layer_norm_rows_backward_matches_float64_row_by_row(dtype, rows, width,
                                atol=atol * 10 * rows)
     np.testing.assert_allclose(d_bias, -0.25 + sum(r[2] for r in per_row), rtol=0,
                                atol=atol * 10 * rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("at_once", [True, False], ids=["one-gemm", "two-gemms"])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("rows", [3200, 40])
+def test_weight_gradients_into_one_gemm_or_two(dtype, at_once, accumulate, rows):
+    """Work arrays with columns ask for one GEMM over ``[x | h]`` (where GEMMs run whole),
+    without columns for two; both give ``d^T x`` and ``d^T h``. Work arrays of another number
+    of rows are replaced."""
+    rng = np.random.default_rng(rows)
+    gates, features, rec = 256, 32, 64
+    d = rng.standard_normal((rows, gates)).astype(dtype)
+    x, h = (rng.standard_normal((rows, n)).astype(dtype) for n in (features, rec))
+    start_ih, start_hh = (rng.standard_normal((gates, n)).astype(dtype) for n in (features, rec))
+    d_ih, d_hh = start_ih.copy(), start_hh.copy()
+    width = features + rec if at_once else 0
+    work_rows = (rows if rows > 100 else 7) if at_once else 0  # 7: replaced by a fresh array
+    both, result = np.empty((work_rows, width), dtype), np.empty((gates * at_once, width), dtype)
+    weight_gradients_into(d, x, h, True, True, both, result, d_ih, d_hh, accumulate)
+    d64 = d.astype(np.float64)
+    tolerance = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(d_ih, d64.T @ x + (start_ih if accumulate else 0), **tolerance)
+    np.testing.assert_allclose(d_hh, d64.T @ h + (start_hh if accumulate else 0), **tolerance)

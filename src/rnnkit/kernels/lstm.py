@@ -35,7 +35,7 @@ from rnnkit.kernels._lstm_loops import (
     lstm_forward_inputs,
 )
 from rnnkit.kernels._numba import SIGMOID, TANH
-from rnnkit.kernels._rows import column_blocks
+from rnnkit.kernels._rows import both_weights_at_once, column_blocks
 
 # -- array level: allocation around the compiled loops ---------------------------------------
 # forward/backward below (and through them the autograd Function and the compiled training step)
@@ -153,7 +153,7 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate
     step GEMMs run batch-minor (their column blocks, if any, are in the layout). ``gate_major`` and
     ``packed`` as for :func:`_forward_shape`."""
     four_h = 4 * hidden
-    both_weights = needs[3] and needs[4] and not norm  # see weight_gradients_into
+    both_weights = needs[3] and needs[4] and not norm and both_weights_at_once()
     minor, blocks = (False, 1) if packed else step_gemm(batch, four_h, rec)
     split = blocks if blocks > 1 else 0
     gate_rows = gate_major and batch > 1
@@ -162,8 +162,8 @@ def _backward_shape(batch, steps, features, hidden, rec, norm, proj, needs, gate
         (steps if norm else 0, batch, four_h),  # d_proj
         (steps * batch if norm else 0, four_h),  # d_x_proj
         (steps if proj else 0, batch, rec),  # d_h_new
-        (steps * batch if both_weights else 0, features + rec),  # both
-        (four_h if both_weights else 0, features + rec),  # result
+        (steps * batch, features + rec) if both_weights else (0, 0),  # both
+        (four_h, features + rec) if both_weights else (0, 0),  # result
         (steps if needs[0] else 0, batch, features),  # d_x_t
         # the scratch arrays (see _lstm_loops._backward_scratch)
         (3 if gate_rows else 0, batch * hidden),  # peep_rows

@@ -35,6 +35,7 @@ from rnnkit.kernels._numba import (
     times_derivative,
 )
 from rnnkit.kernels._rows import (
+    both_weights_at_once,
     copy,
     emit_outputs,
     input_x_gradient_into,
@@ -260,12 +261,12 @@ def _backward_shape(batch, steps, features, hidden, needs):
     the shapes of the gradients of ``(x, *FIELDS)``, the ``need`` flags the loops take and the
     shapes of the work arrays ``d_pre``, ``both``, ``result``, ``d_x_t``."""
     rows = steps * batch
-    both_weights = needs[2] and needs[3]  # see weight_gradients_into
+    both_weights = needs[2] and needs[3] and both_weights_at_once()
     shapes, need = gate_gradient_shapes(batch, steps, features, hidden, hidden, needs)
     work = (
         (steps, batch, hidden),
-        (rows if both_weights else 0, features + hidden),
-        (hidden if both_weights else 0, features + hidden),
+        (rows, features + hidden) if both_weights else (0, 0),
+        (hidden, features + hidden) if both_weights else (0, 0),
         (steps if needs[0] else 0, batch, features),
     )
     return shapes, need, work
