@@ -37,9 +37,21 @@ def test_stamp_follows_every_source_file(tmp_path):
     assert _cache.source_stamp.__wrapped__(tmp_path) != changed
 
 
+_CALLEE = """
+from pathlib import Path
+from rnnkit.kernels import _cache
+{share}
+from numba import njit
+
+@njit(cache=True)
+def value():
+    return {value}
+"""
+
 _CALLER = """
 from pathlib import Path
 from rnnkit.kernels import _cache
+import callee
 {share}
 from numba import njit
 from callee import value
@@ -51,29 +63,57 @@ def twice():
 print(twice())
 """
 
+_SHARE = "_cache.share_stamp(Path(__file__).parent{})"
+# how the caller's and the callee's directories are stamped: (caller's share, callee's share)
+_LAYOUTS = {
+    "numba's own stamps": ("", ""),
+    "one shared directory": (_SHARE.format(""), _SHARE.format("")),
+    "depends_on another": (_SHARE.format(", depends_on=(Path(callee.__file__).parent,)"),
+                           _SHARE.format("")),
+}
 
-def _run(directory: Path) -> str:
+
+def _run(caller: Path, callee: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    env["PYTHONPATH"] = os.pathsep.join([str(directory), *sys.path])
-    done = subprocess.run([sys.executable, str(directory / "caller.py")], env=env,
+    env["PYTHONPATH"] = os.pathsep.join([str(caller), str(callee), *sys.path])
+    done = subprocess.run([sys.executable, str(caller / "caller.py")], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared stamp", "numba's own stamps"])
-def test_a_changed_callee_is_compiled_again(tmp_path, shared):
-    """A cached caller in one file, its callee in another: after the callee's file changes, the
-    caller runs the new callee with the shared stamp; with numba's own stamps it runs the copy
-    of the old one compiled into its cache (the reason for the shared stamp)."""
-    share = "_cache.share_stamp(Path(__file__).parent)" if shared else ""
-    (tmp_path / "caller.py").write_text(textwrap.dedent(_CALLER.format(share=share)))
-    callee = "from numba import njit\n\n@njit(cache=True)\ndef value():\n    return {}\n"
-    (tmp_path / "callee.py").write_text(callee.format(1))
-    assert _run(tmp_path) == "2"
-    assert list((tmp_path / "__pycache__").glob("caller.twice-*.nbi"))  # it was cached
-    (tmp_path / "callee.py").write_text(callee.format(5))
-    assert _run(tmp_path) == ("10" if shared else "2")
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
+def test_a_changed_callee_is_compiled_again(tmp_path, layout):
+    """A cached caller in one file, its callee in another (in the caller's directory, or in
+    another): after the callee's file changes, the caller runs the new callee with a shared
+    stamp; with numba's own stamps it runs the copy of the old one compiled into its cache (the
+    reason for the shared stamp)."""
+    caller_share, callee_share = _LAYOUTS[layout]
+    caller = tmp_path / "app"
+    callee = caller if layout == "one shared directory" else tmp_path / "lib"
+    caller.mkdir(), callee.mkdir(exist_ok=True)
+    (caller / "caller.py").write_text(textwrap.dedent(_CALLER.format(share=caller_share)))
+    (callee / "callee.py").write_text(_CALLEE.format(share=callee_share, value=1))
+    assert _run(caller, callee) == "2"
+    assert list((caller / "__pycache__").glob("caller.twice-*.nbi"))  # it was cached
+    (callee / "callee.py").write_text(_CALLEE.format(share=callee_share, value=5))
+    assert _run(caller, callee) == ("2" if layout == "numba's own stamps" else "10")
+
+
+def test_training_steps_share_a_stamp_that_includes_the_kernels():
+    from rnnkit.training.jit import small_lstm, updates
+
+    steps = Path(updates.__file__).resolve().parent
+    assert _cache._SHARED[steps][1] == (KERNELS,)
+    for dispatcher in (updates.adam_update, small_lstm.lstm_forward):
+        locator = dispatcher._cache._impl.locator
+        assert locator.get_source_stamp() == ("rnnkit-shared-stamp", _cache.stamp_of(steps))
+    assert _cache.stamp_of(steps) != _cache.stamp_of(KERNELS)
+
+
+def test_a_dependency_must_be_shared_first(tmp_path):
+    with pytest.raises(ValueError, match="depends_on .* is not shared yet"):
+        _cache.share_stamp(tmp_path / "app", depends_on=(tmp_path / "lib",))
 
 
 def _kernel_facts(**env) -> list[str]:

@@ -12,7 +12,8 @@ the ``.py`` files there and of the values the compiled code bakes in besides the
 GEMMs run in pieces, see :mod:`rnnkit.kernels._blas`). Any change to one of them makes numba
 compile the directory's functions again on first use and overwrite their cache.
 ``rnnkit.kernels._numba`` shares the stamp of this package before any of its functions is
-compiled.
+compiled, and ``rnnkit.training.jit`` its own, which includes this one's: its compiled training
+steps call the kernels' activations and pointers.
 
 The locators are numba's own (``numba.core.caching``: a ``NUMBA_CACHE_DIR``, else ``__pycache__``
 beside the source when it is writable, else the user's cache directory), wrapped to return the
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from numba.core import caching
 
-_SHARED: dict[Path, tuple] = {}  # directory -> the facts its stamp includes
+# directory -> (the facts its stamp includes, the shared directories whose functions it calls)
+_SHARED: dict[Path, tuple[tuple, tuple[Path, ...]]] = {}
 
 
 @functools.cache
@@ -56,8 +58,14 @@ class _SharedStamp:
         return super().from_function(py_func, py_file)
 
     def get_source_stamp(self):
-        directory = _directory_of(self._py_file)
-        return "rnnkit-shared-stamp", source_stamp(directory, _SHARED[directory])
+        return "rnnkit-shared-stamp", stamp_of(_directory_of(self._py_file))
+
+
+def stamp_of(directory: Path) -> str:
+    """The stamp of a shared directory: its sources, its facts and the stamps of the shared
+    directories it depends on."""
+    facts, depends_on = _SHARED[Path(directory).resolve()]
+    return source_stamp(Path(directory).resolve(), facts + tuple(map(stamp_of, depends_on)))
 
 
 def _install() -> None:
@@ -73,11 +81,17 @@ def _install() -> None:
     impl._locator_classes = shared + list(impl._locator_classes)
 
 
-def share_stamp(directory, facts: tuple = ()) -> None:
+def share_stamp(directory, facts: tuple = (), depends_on: tuple = ()) -> None:
     """Stamp the cache of every function compiled from a ``.py`` file in ``directory`` with one
-    hash of all of them (see the module docstring) and of ``facts``: the values, besides the
-    sources, that the compiled code bakes in (numba compiles a global as a constant). Call it
+    hash of all of them (see the module docstring), of ``facts``: the values, besides the
+    sources, that the compiled code bakes in (numba compiles a global as a constant), and of the
+    stamps of ``depends_on``: shared directories whose compiled functions these call. Call it
     before the first function of the directory is decorated: numba picks a function's locator
     when it is decorated."""
     _install()
-    _SHARED[Path(directory).resolve()] = tuple(facts)
+    depends_on = tuple(Path(d).resolve() for d in depends_on)
+    for dependency in depends_on:
+        if dependency not in _SHARED:
+            raise ValueError(f"share_stamp: depends_on {str(dependency)!r} is not shared yet; "
+                             "share it first")
+    _SHARED[Path(directory).resolve()] = (tuple(facts), depends_on)

@@ -8,6 +8,14 @@ with the torch parameters and the optimizer's state, so everything else (callbac
 ``predict``) sees the same weights either way. :mod:`.trainer` says what is supported.
 """
 
-from rnnkit.training.jit.trainer import CompiledTrainer, plan
+from pathlib import Path
+
+from rnnkit.kernels import _cache, _numba
+
+# Before the modules below are imported: their compiled functions call the kernels' (see
+# rnnkit.kernels._cache), so their cache's stamp includes the kernels'.
+_cache.share_stamp(Path(__file__).parent, depends_on=(Path(_numba.__file__).parent,))
+
+from rnnkit.training.jit.trainer import CompiledTrainer, plan  # noqa: E402
 
 __all__ = ["CompiledTrainer", "plan"]
