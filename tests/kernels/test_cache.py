@@ -1,4 +1,5 @@
-"""The kernels' disk cache carries one stamp of all their sources (rnnkit.kernels._cache)."""
+"""The compiled code's disk cache carries one stamp of all the kernels' sources and of the host
+facts they bake in (rnnkit.kernels._cache), such as whether the GEMMs run in pieces."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def test_stamp_follows_every_source_file(tmp_path):
     changed = _cache.source_stamp.__wrapped__(tmp_path)
     assert changed != first
     (tmp_path / "c.py").write_text("")
-    assert _cache.source_stamp.__wrapped__(tmp_path) != changed
+    added = _cache.source_stamp.__wrapped__(tmp_path)
+    assert added != changed
+    assert _cache.source_stamp.__wrapped__(tmp_path, (("blas_small_gemm", False),)) != added
 
 
 _CALLEE = """
