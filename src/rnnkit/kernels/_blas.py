@@ -22,8 +22,9 @@ four shapes tried, such as ``(512, 3200) @ (3200, 192)``, measured.)
 
 Only where OpenBLAS has that kernel (:func:`~rnnkit.kernels._numba.blas_small_gemm`). Elsewhere
 each piece goes through the general path, packing included: with OpenBLAS's Haswell kernels
-forced on the same host (``OPENBLAS_CORETYPE=Haswell``), the projection's pieces took up to 1.8x
-the whole GEMM and a forward and backward up to 16% longer. There every GEMM runs whole.
+forced on the same host (``OPENBLAS_CORETYPE=Haswell``), the projection's pieces took up to 2.0x
+the whole GEMM and a forward and backward up to 18% longer (bench/results/*-haswell-*). There
+every GEMM runs whole.
 """
 
 from __future__ import annotations
@@ -106,14 +107,13 @@ def output_halves(width, depth, rows):
     for ``a (N, M)``: 2 when its rows are too wide for pieces (``M K`` past the small kernel's
     limit over :data:`MIN_PIECE_ROWS` rows) and half of them are not, else 1.
 
-    The LSTM's ``d(U)`` at H=128 is ``(512, 3200) @ (3200, 128)``: whole, 5.9 ms; in two halves
-    of 256 rows, each in 24-row pieces, 4.3 ms (1 thread, measured). Four blocks or more, as a
-    ``(1024, 3200) @ (3200, 256)`` would need, were slower than whole there."""
-    if width % 2 or rows * width * depth <= SMALL_GEMM_MACS:
+    The LSTM's ``d(U)`` at H=128 is ``(512, 3200) @ (3200, 128)``: whole, 5.90 ms; in two halves
+    of 256 rows, each in 24-row pieces, 4.53 ms (``bench/gemm_pieces.py``, 1 thread). Four
+    blocks or more, as a ``(1024, 3200) @ (3200, 256)`` would need, were slower than whole there
+    (measured in a prototype)."""
+    if width % 2 or piece_rows(width * depth, rows) < rows:  # odd, or in pieces already
         return 1
-    if piece_rows(width * depth, rows) < rows or piece_rows(width // 2 * depth, rows) >= rows:
-        return 1
-    return 2
+    return 2 if piece_rows(width // 2 * depth, rows) < rows else 1
 
 
 @jit
