@@ -14,7 +14,10 @@ Four contenders per size, interleaved, medians (the method of ``bench/run.py``):
   parameters, returning uninitialised outputs of the module's shapes, saving its inputs, and
   returning uninitialised gradients for the parameters. It pays what any autograd node pays in
   that run (the node's creation, ``sum()``, torch's backward engine, the gradients' accumulation
-  into ``.grad``, resetting them), and nothing else.
+  into ``.grad``, resetting them), and nothing else;
+- ``floor+array``: the two above, one after the other, in each call. Apart, each runs with its own
+  code warm in the core's caches; together, each evicts the other's. ``interplay``, its time less
+  the two apart, is what running the kernels between torch's ops costs beyond both.
 
 ``peer / array`` is what the speedup would be if rnnkit's call path cost nothing: the ceiling for
 any work on the kernels' callers. The gap between it and ``peer / module`` is the call path.
@@ -154,15 +157,19 @@ def floor_run(variant: str, batch: int, steps: int, features: int, hidden: int):
 
 
 def measure(variant, batch, steps, hidden, reps: int = 9, budget: float = 3.0) -> dict:
-    """Median seconds per call of ``module``, ``peer``, ``array`` and ``floor`` (thread CPU time;
-    ``floor`` only where the no-op node builds)."""
+    """Median seconds per call of ``module``, ``peer``, ``array``, ``floor`` and ``floor+array``
+    (thread CPU time; the last two only where the no-op node builds)."""
     features = input_size(hidden)
     module, peer = cs.torch_contenders(variant, batch, steps, features, hidden)
     array = cs.Contender("array", array_level(variant, batch, steps, features, hidden))
     contenders = [cs.Contender("module", module.run), cs.Contender("peer", peer.run), array]
     floor = floor_run(variant, batch, steps, features, hidden)
     if floor is not None:
-        contenders.append(cs.Contender("floor", floor))
+        def together():
+            floor()
+            array.run()
+
+        contenders += [cs.Contender("floor", floor), cs.Contender("floor+array", together)]
     times = interleaved(contenders, reps, budget)
     return {name: statistics.median(clock for clock, _ in values)
             for name, values in times.items()}
@@ -198,8 +205,9 @@ def main(argv=None) -> int:
                     f"array {ms['array']:8.3f}")
             if "floor" in ms:
                 node_ceiling.append(ms["peer"] / (ms["array"] + ms["floor"]))
+                interplay = ms["floor+array"] - ms["floor"] - ms["array"]
                 line += (f"  floor {ms['floor']:8.3f}  module-floor "
-                         f"{ms['module'] - ms['floor']:8.3f}")
+                         f"{ms['module'] - ms['floor']:8.3f}  interplay {interplay:8.3f}")
             line += f" | {whole[-1]:6.2f}x  ceiling {ceiling[-1]:6.2f}x"
             if node_ceiling:
                 line += f"  as a node {node_ceiling[-1]:6.2f}x"
