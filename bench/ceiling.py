@@ -1,7 +1,8 @@
 """How fast the fused kernels are without the call around them: rnnkit's array-level forward and
 backward against the whole ``torch.nn`` call, over the small grid of the speed targets.
 
-Four contenders per size, interleaved, medians (the method of ``bench/run.py``):
+Five contenders per size (the last two where the no-op node builds), interleaved, medians (the
+method of ``bench/run.py``):
 
 - ``module``: ``out, _ = m(x); out.sum().backward()`` through an ``rnnkit.nn`` drop-in, the call
   ``bench/run.py`` times;
