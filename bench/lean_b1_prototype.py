@@ -7,8 +7,10 @@ path, run one after the other in each call, take 36-52 µs more at B=1 than the 
 each evicts the other's code from the core's caches. That path is rnnkit's Python around the
 kernels (plans, pooled arrays, numba's unboxing of some thirty arrays) and compiled code that
 covers every option and batch size of a family. This script times the same pairing with two
-short compiled loops called from Python in its place. It checks the loops against
-``torch.nn.LSTM`` (outputs and the weights' and bias's gradients) first.
+short compiled loops called from Python in its place (``lean``), and rnnkit's own compiled loops
+called again with the arguments one array-level call gave them, without the Python around them
+(``direct``). It checks the short loops against ``torch.nn.LSTM`` (outputs and the weights' and
+bias's gradients) first.
 
 The loops are not tuned: at T=100 they take up to twice the kernels' time per step. What the
 prototype measures is how small the interplay can be for a small call path::
@@ -146,6 +148,38 @@ def largest_error(steps: int, features: int, hidden: int) -> float:
     return max(float(np.abs(mine - theirs.numpy()).max()) for mine, theirs in pairs)
 
 
+def direct_run(array):
+    """``run()`` of the compiled LSTM loops that one call of ``array`` (bench/ceiling.py's
+    array-level run) made, called again with the same arguments: numba's dispatch and the
+    kernels' code, without rnnkit's Python around them."""
+    from rnnkit.kernels import lstm
+
+    calls = []
+    names = ("lstm_forward", "lstm_forward_inputs", "lstm_backward", "lstm_backward_weights")
+    originals = {name: getattr(lstm, name) for name in names}
+
+    def recorder(function):
+        def record(*args):
+            calls.append((function, args))
+            return function(*args)
+
+        return record
+
+    for name, function in originals.items():
+        setattr(lstm, name, recorder(function))
+    try:
+        array()
+    finally:
+        for name, function in originals.items():
+            setattr(lstm, name, function)
+
+    def run():
+        for function, args in calls:
+            function(*args)
+
+    return run
+
+
 def one_after_the_other(first, second):
     def run():
         first()
@@ -169,16 +203,19 @@ def main() -> int:
                 return 1
             x = np.random.default_rng(1).standard_normal((steps, features)).astype(np.float32)
             lean, _ = lean_run(torch.nn.LSTM(features, hidden), x)
+            direct = direct_run(array)
             runs = [cs.Contender(name, run) for name, run in (
-                ("module", module.run), ("floor", floor), ("array", array), ("lean", lean),
-                ("floor+array", one_after_the_other(floor, array)),
+                ("module", module.run), ("floor", floor), ("array", array), ("direct", direct),
+                ("lean", lean), ("floor+array", one_after_the_other(floor, array)),
+                ("floor+direct", one_after_the_other(floor, direct)),
                 ("floor+lean", one_after_the_other(floor, lean)))]
             us = {name: 1e6 * statistics.median(clock for clock, _ in values)
                   for name, values in interleaved(runs, 9, 3.0).items()}
             print(f"T={steps:<4d} H={hidden:<4d} largest error {error:.1e}  "
                   + "  ".join(f"{name} {value:.1f}" for name, value in us.items())
-                  + f"  | interplay: array {us['floor+array'] - us['floor'] - us['array']:.1f}"
-                  f", lean {us['floor+lean'] - us['floor'] - us['lean']:.1f}", flush=True)
+                  + "  | interplay: " + ", ".join(
+                      f"{name} {us['floor+' + name] - us['floor'] - us[name]:.1f}"
+                      for name in ("array", "direct", "lean")), flush=True)
     return 0
 
 
