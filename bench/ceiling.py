@@ -58,12 +58,28 @@ from rnnkit.kernels import fused  # noqa: E402
 from rnnkit.kernels._common import blas_threads  # noqa: E402
 
 
-def array_level(variant: str, batch: int, steps: int, features: int, hidden: int):
-    """A ``run()`` of the family's compiled forward and backward on arrays, for the cell of the
-    ``rnnkit.nn`` module :func:`contenders.torch_contenders` builds (same weights and inputs)."""
+def module_and_input(variant: str, batch: int, steps: int, features: int, hidden: int):
+    """A fresh ``rnnkit.nn`` module of ``variant`` and its input ``x (B, T, I)``, as
+    :func:`contenders.torch_contenders` builds them."""
     spec = cs.VARIANTS[variant]
     module = cs.RNNKIT_NN[spec["family"]](features, hidden, batch_first=True, **spec["options"])
     x = torch.randn(batch, steps, features, generator=torch.Generator().manual_seed(0))
+    return module, x
+
+
+def one_after_the_other(first, second):
+    """A ``run()`` of ``first()`` then ``second()``."""
+    def run():
+        first()
+        second()
+
+    return run
+
+
+def array_level(variant: str, batch: int, steps: int, features: int, hidden: int):
+    """A ``run()`` of the family's compiled forward and backward on arrays, for the cell of the
+    ``rnnkit.nn`` module :func:`contenders.torch_contenders` builds (same weights and inputs)."""
+    module, x = module_and_input(variant, batch, steps, features, hidden)
     cell = module._bound_cell(0, 0)
     kernel = fused.select(cell, x).__self__  # the BoundKernel whose run() the module calls
     plan = kernel.plan(x, None, None, True)
@@ -141,11 +157,9 @@ def floor_run(variant: str, batch: int, steps: int, features: int, hidden: int):
     extension = no_op_extension()
     if extension is None:
         return None
-    spec = cs.VARIANTS[variant]
-    module = cs.RNNKIT_NN[spec["family"]](features, hidden, batch_first=True, **spec["options"])
-    x = torch.randn(batch, steps, features, generator=torch.Generator().manual_seed(0))
+    module, x = module_and_input(variant, batch, steps, features, hidden)
     parameters = list(module.parameters())
-    states = 2 if spec["family"] == "lstm" else 1
+    states = 2 if cs.VARIANTS[variant]["family"] == "lstm" else 1
     shapes = [[batch, steps, hidden]] + [[1, batch, hidden]] * states
 
     def run():
@@ -166,11 +180,8 @@ def measure(variant, batch, steps, hidden, reps: int = 9, budget: float = 3.0) -
     contenders = [cs.Contender("module", module.run), cs.Contender("peer", peer.run), array]
     floor = floor_run(variant, batch, steps, features, hidden)
     if floor is not None:
-        def together():
-            floor()
-            array.run()
-
-        contenders += [cs.Contender("floor", floor), cs.Contender("floor+array", together)]
+        contenders += [cs.Contender("floor", floor),
+                       cs.Contender("floor+array", one_after_the_other(floor, array.run))]
     times = interleaved(contenders, reps, budget)
     return {name: statistics.median(clock for clock, _ in values)
             for name, values in times.items()}

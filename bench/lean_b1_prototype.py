@@ -31,7 +31,7 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contenders as cs  # noqa: E402
-from ceiling import array_level, floor_run  # noqa: E402
+from ceiling import array_level, floor_run, one_after_the_other  # noqa: E402
 from run import interleaved  # noqa: E402
 
 from rnnkit.kernels._numba import sigmoid_t, tanh_t  # noqa: E402
@@ -176,14 +176,6 @@ def direct_run(array):
     def run():
         for function, args in calls:
             function(*args)
-
-    return run
-
-
-def one_after_the_other(first, second):
-    def run():
-        first()
-        second()
 
     return run
 
