@@ -10,7 +10,9 @@ cache and does half the work of every step; the two meet at a spin barrier (``_s
 partial ``d(h)`` for its units.
 
 Each thread does, for its units (float32, zero initial states, the loss ``sum(outputs)``):
-the input projection of its rows of ``W`` (one GEMM), the recurrence, the cell's backward, its
+the input projection of its rows of ``W`` (one GEMM), the recurrence (its rows of ``U h`` as one
+matrix-vector product, then the kernels' own B=1 cell, ``_lstm_loops._plain_row``), the cell's
+backward (``_plain_row_backward``), its
 share of ``d(h) = d(gates) U`` and then its rows of ``d(W)``, ``d(U)`` and the bias as GEMMs.
 ``d(x)`` is left out (a GEMM over all steps, split the same way plus one sum). One thread runs
 the same loop with a single part. The results are checked against ``torch.nn.LSTM`` (outputs,
@@ -40,7 +42,7 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnkit.kernels._common import blas_threads  # noqa: E402
-from rnnkit.kernels._numba import sigmoid_t, tanh_t  # noqa: E402
+from rnnkit.kernels._lstm_loops import _plain_row, _plain_row_backward  # noqa: E402
 from rnnkit.kernels._sync import publish, wait_for  # noqa: E402
 
 OPTIONS = {"nogil": True, "error_model": "numpy",
@@ -71,6 +73,8 @@ def part(k, parts, calls, x, w_ih, w_hh, bias, gx, h_all, c_all, tanh_c, d_gates
     lo = k * hh
     one = np.float32(1.0)
     product = np.empty(4 * hh, np.float32)
+    d_m = np.empty(hh, np.float32)
+    no_peephole = np.empty((0, 0), np.float32)
     met = 1
     for _ in range(calls):
         met = _meet(k, parts, met, sync)
@@ -81,34 +85,20 @@ def part(k, parts, calls, x, w_ih, w_hh, bias, gx, h_all, c_all, tanh_c, d_gates
         met = _meet(k, parts, met, sync)
         for t in range(steps):
             np.dot(w_hh, h_all[t], product)
-            g = gx[t]
-            for j in range(hh):
-                i = sigmoid_t(g[j] + product[j] + bias[j])
-                f = sigmoid_t(g[hh + j] + product[hh + j] + bias[hh + j])
-                cand = tanh_t(g[2 * hh + j] + product[2 * hh + j] + bias[2 * hh + j])
-                o = sigmoid_t(g[3 * hh + j] + product[3 * hh + j] + bias[3 * hh + j])
-                g[j], g[hh + j], g[2 * hh + j], g[3 * hh + j] = i, f, cand, o
-                c = f * c_all[t, j] + i * cand
-                c_all[t + 1, j] = c
-                tc = tanh_t(c)
-                tanh_c[t, j] = tc
-                h_all[t + 1, lo + j] = o * tc
+            for r in range(4 * hh):
+                product[r] += bias[r]
+            _plain_row(gx[t], product, c_all[t], no_peephole, c_all[t + 1], tanh_c[t],
+                       h_all[t + 1, lo : lo + hh])
             met = _meet(k, parts, met, sync)
         for j in range(hh):
             d_h[lo + j] = 0.0
             d_c[j] = 0.0
         for t in range(steps - 1, -1, -1):
-            g, dg = gx[t], d_gates[t]
+            dg = d_gates[t]
             for j in range(hh):
-                i, f, cand, o = g[j], g[hh + j], g[2 * hh + j], g[3 * hh + j]
-                tc = tanh_c[t, j]
-                dh = d_h[lo + j] + one  # d(sum(outputs)) / d(h_t) = 1
-                d_cell = d_c[j] + dh * o * (one - tc * tc)
-                dg[j] = d_cell * cand * i * (one - i)
-                dg[hh + j] = d_cell * c_all[t, j] * f * (one - f)
-                dg[2 * hh + j] = d_cell * i * (one - cand * cand)
-                dg[3 * hh + j] = dh * tc * o * (one - o)
-                d_c[j] = d_cell * f
+                d_m[j] = d_h[lo + j] + one  # d(sum(outputs)) / d(h_t) = 1
+            _plain_row_backward(d_m, gx[t], c_all[t], c_all[t + 1], tanh_c[t], no_peephole, d_c,
+                                dg, no_peephole)
             np.dot(dg, w_hh, partial[k])  # this part's share of d(h_{t-1}) (H,)
             met = _meet(k, parts, met, sync)
             for j in range(hh):
