@@ -22,13 +22,16 @@ BLAS runs on one thread in each (as the native call's halves do): the parts' pro
 and a BLAS that splits one of them across both cores while both are busy stalls. The second
 thread is a Python thread started once; it runs the calls in step with the first, so
 each call's start is one more barrier. That is a cheaper handoff than the task of torch's thread
-pool a library call would use, whose cost these times leave out::
+pool a library call would use, whose cost these times leave out. ``--yield-after N`` makes a
+waiting thread give its core up after ``N`` spins::
 
-    .venv/bin/python bench/split_units_b1.py
+    .venv/bin/python bench/split_units_b1.py [--yield-after N]
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
 import statistics
 import sys
 import threading
@@ -43,7 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnkit.kernels._common import blas_threads  # noqa: E402
 from rnnkit.kernels._lstm_loops import _plain_row, _plain_row_backward  # noqa: E402
-from rnnkit.kernels._sync import publish, wait_for  # noqa: E402
+from rnnkit.kernels._sync import _load_acquire, _spin_pause, publish  # noqa: E402
+
+_LIBC = ctypes.CDLL(None)
+sched_yield = _LIBC.sched_yield  # called from compiled code (numba takes ctypes functions)
+sched_yield.restype = ctypes.c_int
+sched_yield.argtypes = []
 
 OPTIONS = {"nogil": True, "error_model": "numpy",
            "fastmath": {"contract", "reassoc", "nsz", "arcp"}}
@@ -51,23 +59,31 @@ SIZES = [(10, 64), (10, 128), (10, 256), (100, 32), (100, 64), (100, 128), (100,
 
 
 @njit(**OPTIONS)
-def _meet(k, parts, count, sync):
-    """The barrier: both threads have reached their ``count``-th meeting."""
+def _meet(k, parts, count, sync, yield_after):
+    """The barrier: both threads have reached their ``count``-th meeting. A thread waits by
+    spinning; with ``yield_after > 0``, after that many spins it gives its core up
+    (``sched_yield``) at each further one."""
     if parts > 1:
         publish(sync, 8 * k, count)
-        wait_for(sync, 8 * (1 - k), count)
+        spins = 0
+        while _load_acquire(sync, 8 * (1 - k)) < count:
+            spins += 1
+            if 0 < yield_after < spins:
+                sched_yield()
+            else:
+                _spin_pause()
     return count + 1
 
 
 @njit(**OPTIONS)
 def part(k, parts, calls, x, w_ih, w_hh, bias, gx, h_all, c_all, tanh_c, d_gates, partial, d_h,
-         d_c, d_w_ih, d_w_hh, d_b, sync):
+         d_c, d_w_ih, d_w_hh, d_b, sync, yield_after):
     """Thread ``k`` of ``parts``, ``calls`` times: the forward and backward of its ``hh = H /
     parts`` units. Its arrays are its units' rows, gate-major (``[i; f; g; o]``, ``hh`` rows
     each): ``w_ih (4hh, I)``, ``w_hh (4hh, H)``, ``bias (4hh,)``, ``gx (T, 4hh)`` (the
     activated gates once the forward is done), ``c_all (T+1, hh)``, ``tanh_c (T, hh)``,
     ``d_gates (T, 4hh)``, ``d_c (hh,)`` and the gradients. Shared: ``h_all (T+1, H)``, ``partial
-    (2, H)``, ``d_h (H,)`` and ``sync``."""
+    (2, H)``, ``d_h (H,)`` and ``sync``; ``yield_after`` as for :func:`_meet`."""
     steps = x.shape[0]
     hh = c_all.shape[1]
     lo = k * hh
@@ -77,19 +93,19 @@ def part(k, parts, calls, x, w_ih, w_hh, bias, gx, h_all, c_all, tanh_c, d_gates
     no_peephole = np.empty((0, 0), np.float32)
     met = 1
     for _ in range(calls):
-        met = _meet(k, parts, met, sync)
+        met = _meet(k, parts, met, sync, yield_after)
         np.dot(x, w_ih.T, gx)
         for j in range(hh):
             h_all[0, lo + j] = 0.0
             c_all[0, j] = 0.0
-        met = _meet(k, parts, met, sync)
+        met = _meet(k, parts, met, sync, yield_after)
         for t in range(steps):
             np.dot(w_hh, h_all[t], product)
             for r in range(4 * hh):
                 product[r] += bias[r]
             _plain_row(gx[t], product, c_all[t], no_peephole, c_all[t + 1], tanh_c[t],
                        h_all[t + 1, lo : lo + hh])
-            met = _meet(k, parts, met, sync)
+            met = _meet(k, parts, met, sync, yield_after)
         for j in range(hh):
             d_h[lo + j] = 0.0
             d_c[j] = 0.0
@@ -100,13 +116,13 @@ def part(k, parts, calls, x, w_ih, w_hh, bias, gx, h_all, c_all, tanh_c, d_gates
             _plain_row_backward(d_m, gx[t], c_all[t], c_all[t + 1], tanh_c[t], no_peephole, d_c,
                                 dg, no_peephole)
             np.dot(dg, w_hh, partial[k])  # this part's share of d(h_{t-1}) (H,)
-            met = _meet(k, parts, met, sync)
+            met = _meet(k, parts, met, sync, yield_after)
             for j in range(hh):
                 s = partial[0, lo + j]
                 for other in range(1, parts):
                     s += partial[other, lo + j]
                 d_h[lo + j] = s
-            met = _meet(k, parts, met, sync)  # partial is rewritten at the next step
+            met = _meet(k, parts, met, sync, yield_after)  # partial is rewritten at the next step
         np.dot(d_gates.T, x, d_w_ih)
         np.dot(d_gates.T, h_all[:steps], d_w_hh)
         for r in range(4 * hh):
@@ -126,11 +142,11 @@ def rows_of(matrix, k: int, parts: int, hidden: int):
 class Split:
     """The arrays of one split of an ``nn.LSTM``'s weights on ``x (T, I)`` in ``parts``."""
 
-    def __init__(self, module: torch.nn.LSTM, x: np.ndarray, parts: int):
+    def __init__(self, module: torch.nn.LSTM, x: np.ndarray, parts: int, yield_after: int = 0):
         w_ih, w_hh, b_ih, b_hh = (p.detach().numpy() for p in module.parameters())
         steps, hidden = x.shape[0], module.hidden_size
         hh, f32 = hidden // parts, np.float32
-        self.parts, self.hidden, self.x = parts, hidden, x
+        self.parts, self.hidden, self.x, self.yield_after = parts, hidden, x, yield_after
         self.h_all = np.zeros((steps + 1, hidden), f32)
         self.partial = np.zeros((parts, hidden), f32)
         self.d_h = np.zeros(hidden, f32)
@@ -147,7 +163,7 @@ class Split:
         a = self.own[k]
         return (k, self.parts, calls, self.x, a["w_ih"], a["w_hh"], a["bias"], a["gx"],
                 self.h_all, a["c_all"], a["tanh_c"], a["d_gates"], self.partial, self.d_h,
-                a["d_c"], a["d_w_ih"], a["d_w_hh"], a["d_b"], self.sync)
+                a["d_c"], a["d_w_ih"], a["d_w_hh"], a["d_b"], self.sync, self.yield_after)
 
     def run(self, calls: int) -> float:
         """Seconds per call over ``calls`` calls."""
@@ -188,20 +204,25 @@ def largest_error(split: Split, module: torch.nn.LSTM) -> float:
     return max(float(np.abs(mine - theirs.detach().numpy()).max()) for mine, theirs in pairs)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--yield-after", type=int, default=0, metavar="N",
+                        help="spins after which a waiting thread yields its core (0: never)")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with blas_threads(1):  # scipy's OpenBLAS, which numba's np.dot calls
-        return measure()
+        return measure(args.yield_after)
 
 
-def measure() -> int:
+def measure(yield_after: int) -> int:
     print("B=1, I=H/2, float32; µs per forward+backward (wall; medians and fastest of 7 "
-          "interleaved runs); largest difference from torch.nn.LSTM per split", flush=True)
+          "interleaved runs); largest difference from torch.nn.LSTM per split; the barrier "
+          + (f"yields after {yield_after} spins" if yield_after else "spins"), flush=True)
     for steps, hidden in SIZES:
         torch.manual_seed(0)
         module = torch.nn.LSTM(hidden // 2, hidden)
         x = np.random.default_rng(0).standard_normal((steps, hidden // 2)).astype(np.float32)
-        splits = [Split(module, x, parts) for parts in (1, 2)]
+        splits = [Split(module, x, parts, yield_after) for parts in (1, 2)]
         errors = [largest_error(split, module) for split in splits]
         calls = max(20, 20000 // steps)
         times = ([], [])
