@@ -5,9 +5,9 @@ At B=1 the native call's two-core split, by batch rows (``rnnkit.kernels._entrie
 nothing to split, and one core is idle. Each step's product ``U h`` reads all of ``U`` (256 KB at
 H=128 in float32) from the L2 cache, forward and backward; one core streams it at about 3 µs a
 step. Split by units, each thread keeps its units' rows of ``U`` (and of ``W``) in its own core's
-cache and does half the work of every step; the two meet at a spin barrier (``_sync.publish`` and
-``wait_for``) once per forward step and twice per backward step, where each adds the other's
-partial ``d(h)`` for its units.
+cache and does half the work of every step; the two meet at a spin barrier (``_sync``'s release
+stores and acquire loads) once per forward step and twice per backward step, where each adds the
+other's partial ``d(h)`` for its units.
 
 Each thread does, for its units (float32, zero initial states, the loss ``sum(outputs)``):
 the input projection of its rows of ``W`` (one GEMM), the recurrence (its rows of ``U h`` as one
@@ -83,7 +83,7 @@ def part(k, parts, calls, x, w_ih, w_hh, bias, gx, h_all, c_all, tanh_c, d_gates
     each): ``w_ih (4hh, I)``, ``w_hh (4hh, H)``, ``bias (4hh,)``, ``gx (T, 4hh)`` (the
     activated gates once the forward is done), ``c_all (T+1, hh)``, ``tanh_c (T, hh)``,
     ``d_gates (T, 4hh)``, ``d_c (hh,)`` and the gradients. Shared: ``h_all (T+1, H)``, ``partial
-    (2, H)``, ``d_h (H,)`` and ``sync``; ``yield_after`` as for :func:`_meet`."""
+    (parts, H)``, ``d_h (H,)`` and ``sync``; ``yield_after`` as for :func:`_meet`."""
     steps = x.shape[0]
     hh = c_all.shape[1]
     lo = k * hh
