@@ -578,7 +578,16 @@ def test_without_the_build_the_python_path_gives_the_same_results(cls, options, 
 
 
 @pytest.fixture
-def two_cores(monkeypatch):
+def on_time():
+    """The second core is never taken for held up (see ``run_two`` in _native.cpp), so that
+    every two-task call runs on two threads even while other tests keep that core busy."""
+    previous = native.extension().set_late_after(1 << 62)
+    yield
+    native.extension().set_late_after(previous)
+
+
+@pytest.fixture
+def two_cores(monkeypatch, on_time):
     """Two torch threads, and every call of two steps or more pipelined on them, one step per
     chunk (see rnnkit.kernels._sync)."""
     from rnnkit.kernels import _common
@@ -634,7 +643,7 @@ def test_the_two_core_pipeline_matches_reference_and_the_python_path(batch, cls,
 
 
 @pytest.fixture
-def halves(monkeypatch):
+def halves(monkeypatch, on_time):
     """Two torch threads, and every native call of two rows or more split in two halves of the
     batch (see rnnkit.kernels._entries.recipe)."""
     from rnnkit.kernels import _common
@@ -708,6 +717,48 @@ def _check_two_core_call(batch, cls, options, call, monkeypatch, counter, node, 
     after = getattr(native.extension(), counter)()
     assert after[0] >= calls + 2 * layers  # a forward and a backward per layer and direction
     assert after[1] > concurrent
+
+
+@pytest.mark.parametrize("split", ["halves", "two_cores"])
+def test_calls_run_on_one_thread_while_the_second_core_is_held_up(split, request):
+    """A call whose second task starts or ends late (every call, once ``set_late_after(0)``) makes
+    the next calls run both tasks on the calling thread, with the same results as on two;
+    ``set_late_after`` forgets the late call."""
+    request.getfixturevalue(split)
+    extension = native.extension()
+    counter = extension.halved_calls if split == "halves" else extension.companion_calls
+    torch.manual_seed(2)
+    module = rnnkit.nn.LSTM(6, 8, batch_first=True, dtype=torch.float64)
+    x = torch.randn(3, 7, 6, dtype=torch.float64)
+
+    def results():
+        output, (h, c) = module(x)
+        grads = torch.autograd.grad((output**2).sum() + (3 * c).sum(), list(module.parameters()))
+        return [output, h, c, *grads]
+
+    def counts():
+        return (*counter(), *extension.held_up_calls())  # calls, on two threads, late, alone
+
+    start = counts()
+    expected = results()
+    on_two = counts()
+    assert on_two[0] - start[0] == 2 and on_two[1] - start[1] == 2  # forward and backward
+    assert on_two[2:] == start[2:]
+    previous = extension.set_late_after(0)
+    try:
+        for _ in range(3):
+            for ours, theirs in zip(results(), expected):
+                torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+        held = counts()
+        late, alone = held[2] - on_two[2], held[3] - on_two[3]
+        assert held[0] - on_two[0] == 6
+        assert late == held[1] - on_two[1] >= 1  # each call on two threads was late
+        assert alone >= 1 and late + alone == 6
+    finally:
+        extension.set_late_after(previous)
+    results()
+    after = counts()
+    assert after[1] - held[1] == 2 and after[2:] == held[2:]
 
 
 def test_halves_with_unused_outputs_and_create_graph(halves):

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -177,6 +178,68 @@ void copy_gradient(const Tensor& grad, Tensor& target) {
 // Calls run with a companion, and those whose two tasks ran on two threads (for tests).
 std::atomic<int64_t> companion_calls{0}, concurrent_calls{0};
 
+// A call's two tasks (an entry and its companion, or two halves of the batch) on two cores, or
+// one after the other on the calling thread while the second core is held up.
+//
+// When another process keeps the second core busy, the task that waits for it holds up the whole
+// call: the pool's thread may not run for a scheduler slice, 8-24 ms (measured beside one busy
+// process, at B=1 and sizes that take 0.1-1 ms alone), and an entry spins meanwhile for the
+// companion's chunks. So a call whose second task started late, or ended late beside the
+// first, makes the calls of the next `alone_for` run both tasks on the calling thread (in the
+// order that lets an entry's waits return, as parallel_for runs them given one thread); each
+// further late call doubles that span, up to kAloneMaxNs, and a call on time resets it.
+constexpr int64_t kAloneMinNs = 20'000'000, kAloneMaxNs = 2'000'000'000;
+std::atomic<int64_t> late_after_ns{500'000};  // how late is late (tests set it)
+std::atomic<int64_t> alone_until{0}, alone_for{kAloneMinNs};
+std::atomic<int64_t> late_calls{0}, alone_calls{0};  // for tests
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Runs `task(0)` and `task(1)` at once as two tasks of torch's pool (see Part::run for why
+// torch's), or one after the other on this thread, `task(1)` first if `second_first`, when the
+// pool gives one thread or the second core was held up lately. True when they ran on two threads.
+template <typename Task>
+bool run_two(bool second_first, const Task& task) {
+  auto in_order = [&]() {
+    task(second_first ? 1 : 0);
+    task(second_first ? 0 : 1);
+  };
+  int64_t start = now_ns();
+  if (start < alone_until.load(std::memory_order_relaxed)) {
+    alone_calls.fetch_add(1, std::memory_order_relaxed);
+    in_order();
+    return false;
+  }
+  int64_t began[2] = {0, 0}, ended[2] = {0, 0};
+  at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+    if (end - begin == 2) {
+      in_order();
+      return;
+    }
+    began[begin] = now_ns();
+    task(static_cast<int>(begin));
+    ended[begin] = now_ns();
+  });
+  if (began[1] == 0) return false;  // one thread ran both
+  int64_t late = late_after_ns.load(std::memory_order_relaxed);
+  int first = ended[0] <= ended[1] ? 0 : 1;
+  int64_t gap = ended[1 - first] - ended[first];
+  bool held_up = std::max(began[0], began[1]) - start > late ||
+                 gap > late + (ended[first] - began[first]) / 2;
+  if (held_up) {
+    late_calls.fetch_add(1, std::memory_order_relaxed);
+    int64_t span = alone_for.load(std::memory_order_relaxed);
+    alone_until.store(now_ns() + span, std::memory_order_relaxed);
+    alone_for.store(std::min(2 * span, kAloneMaxNs), std::memory_order_relaxed);
+  } else {
+    alone_for.store(kAloneMinNs, std::memory_order_relaxed);
+  }
+  return true;
+}
+
 enum Source : int64_t {
   INPUT = 0, ALLOCATED = 1, SAVED = 2, GRADIENT = 3, GRADIENT_COPY = 4, SYNC = 5
 };
@@ -254,16 +317,9 @@ struct Part {
     // waits return.
     int64_t* arguments = filled.data();
     companion_calls.fetch_add(1, std::memory_order_relaxed);
-    at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
-      if (end - begin == 2) {
-        if (companion_first) companion(arguments);
-        entry(arguments);
-        if (!companion_first) companion(arguments);
-      } else {
-        if (begin == 1) concurrent_calls.fetch_add(1, std::memory_order_relaxed);
-        (begin == 0 ? entry : companion)(arguments);
-      }
-    });
+    if (run_two(companion_first, [&](int k) { (k == 0 ? entry : companion)(arguments); })) {
+      concurrent_calls.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 };
 
@@ -411,17 +467,12 @@ std::vector<Tensor> rows_of_each(const std::vector<Tensor>& tensors,
 // Calls split in halves, and those whose halves ran on two threads (for tests).
 std::atomic<int64_t> halved_calls{0}, concurrent_halves{0};
 
-// `task(0)` and `task(1)`, the two halves of a call, at once as two tasks of torch's pool (see
-// Part::run for why torch's), each on one BLAS thread; one after the other when the pool gives
-// one thread.
+// `task(0)` and `task(1)`, the two halves of a call, each on one BLAS thread, through `run_two`.
 template <typename Task>
 void run_both(const Recipe& recipe, const Task& task) {
   use_blas_threads(1);
   halved_calls.fetch_add(1, std::memory_order_relaxed);
-  at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
-    if (end - begin == 1 && begin == 1) concurrent_halves.fetch_add(1, std::memory_order_relaxed);
-    for (int64_t k = begin; k < end; ++k) task(static_cast<int>(k));
-  });
+  if (run_two(false, task)) concurrent_halves.fetch_add(1, std::memory_order_relaxed);
 }
 
 // The forward of both autograd functions below: runs the recipe and keeps what the backward
@@ -890,6 +941,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("companion_calls", []() {
     return std::make_pair(companion_calls.load(), concurrent_calls.load());
   }, "(calls run with a companion entry, those of them whose two tasks ran on two threads)");
+  m.def("held_up_calls", []() {
+    return std::make_pair(late_calls.load(), alone_calls.load());
+  }, "(two-task calls whose second core was held up, calls run on one thread since then)");
+  m.def("set_late_after", [](int64_t ns) {
+    TORCH_CHECK(ns >= 0, "set_late_after: ns must be >= 0, got ", ns);
+    alone_until.store(0);
+    alone_for.store(kAloneMinNs);
+    return late_after_ns.exchange(ns);
+  }, "Sets how late (ns) a call's second task may start or end before the next calls run on "
+     "one thread for a while, and forgets the last late call; returns the previous setting");
   m.def("halved_calls", []() {
     return std::make_pair(halved_calls.load(), concurrent_halves.load());
   }, "(calls split in halves of the batch, those of them whose halves ran on two threads)");

@@ -16,6 +16,7 @@ already reached and return at once: the same chunks, the same arithmetic.
 
 from __future__ import annotations
 
+import os
 import platform
 
 from llvmlite import ir
@@ -27,6 +28,12 @@ from rnnkit.kernels._numba import jit
 from rnnkit.kernels._rows import project_steps
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_POSIX = os.name == "posix"
+# Pauses (about 25 ns each on this machine's x86 cores) a wait spins before it naps: about 0.5 ms,
+# longer than the waits of calls that take a few ms. A longer wait is the backward companion's
+# for a long chunk, whose nap delays it by about 70 µs at most, or the other side's core taken by
+# another process, when spinning on would hold this core too (see `run_two` in _native.cpp).
+SPIN_PAUSES = 20000
 
 
 def _element_pointer(context, builder, array_type, array, index):
@@ -76,6 +83,20 @@ def _spin_pause(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def _nap(typingctx):
+    """Leave the core for a moment (``usleep(1)``; nothing off POSIX)."""
+
+    def codegen(context, builder, signature, args):
+        if _POSIX:
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32)]), "usleep")
+            builder.call(function, [ir.Constant(ir.IntType(32), 1)])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
 @jit
 def publish(sync, slot, count):
     """Make ``count`` visible in ``sync[slot]``, after every write made before it."""
@@ -84,9 +105,17 @@ def publish(sync, slot, count):
 
 @jit
 def wait_for(sync, slot, count):
-    """Return once ``sync[slot] >= count``; the other side's writes before it are then seen."""
+    """Return once ``sync[slot] >= count``; the other side's writes before it are then seen.
+
+    It spins for ``SPIN_PAUSES`` pauses, then naps between loads (``usleep(1)``: about 70 µs
+    here)."""
+    spins = 0
     while _load_acquire(sync, slot) < count:
-        _spin_pause()
+        if spins < SPIN_PAUSES:
+            _spin_pause()
+            spins += 1
+        else:
+            _nap()
 
 
 @jit
