@@ -184,7 +184,7 @@ std::atomic<int64_t> companion_calls{0}, concurrent_calls{0};
 // When another process keeps the second core busy, the task that waits for it holds up the whole
 // call: the pool's thread may not run for a scheduler slice, 8-24 ms (measured beside one busy
 // process, at B=1 and sizes that take 0.1-1 ms alone), and an entry spins meanwhile for the
-// companion's chunks. So a call whose second task started late, or ended late beside the
+// companion's chunks. So a call whose second task started late, or ended late after the
 // first, makes the calls of the next `alone_for` run both tasks on the calling thread (in the
 // order that lets an entry's waits return, as parallel_for runs them given one thread); each
 // further late call doubles that span, up to kAloneMaxNs, and a call on time resets it.
@@ -224,11 +224,10 @@ bool run_two(bool second_first, const Task& task) {
     ended[begin] = now_ns();
   });
   if (began[1] == 0) return false;  // one thread ran both
+  // Task 0 runs on this thread, task 1 on the pool's. A forward's companion ends long before its
+  // entry, a backward's a chunk's GEMMs after it, the second half about when the first does.
   int64_t late = late_after_ns.load(std::memory_order_relaxed);
-  int first = ended[0] <= ended[1] ? 0 : 1;
-  int64_t gap = ended[1 - first] - ended[first];
-  bool held_up = std::max(began[0], began[1]) - start > late ||
-                 gap > late + (ended[first] - began[first]) / 2;
+  bool held_up = began[1] - start > late || ended[1] - ended[0] > late + (ended[0] - began[0]) / 2;
   if (held_up) {
     late_calls.fetch_add(1, std::memory_order_relaxed);
     int64_t span = alone_for.load(std::memory_order_relaxed);
