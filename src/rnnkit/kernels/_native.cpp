@@ -184,12 +184,13 @@ std::atomic<int64_t> companion_calls{0}, concurrent_calls{0};
 // When another process keeps the second core busy, the task that waits for it holds up the whole
 // call: the pool's thread may not run for a scheduler slice, 8-24 ms (measured beside one busy
 // process, at B=1 and sizes that take 0.1-1 ms alone), and an entry spins meanwhile for the
-// companion's chunks. So a call whose second task started late, or ended late after the
-// first, makes the calls of the next `alone_for` run both tasks on the calling thread (in the
+// companion's chunks. So a call whose second task started late (by `late_after_ns` and a
+// quarter of the first task's time), or ended late after the first (by `late_after_ns` and half
+// of it), makes the calls of the next `alone_for` run both tasks on the calling thread (in the
 // order that lets an entry's waits return, as parallel_for runs them given one thread); each
 // further late call doubles that span, up to kAloneMaxNs, and a call on time resets it.
 constexpr int64_t kAloneMinNs = 20'000'000, kAloneMaxNs = 2'000'000'000;
-std::atomic<int64_t> late_after_ns{500'000};  // how late is late (tests set it)
+std::atomic<int64_t> late_after_ns{500'000};  // how late is late; 0: every call (for tests)
 std::atomic<int64_t> alone_until{0}, alone_for{kAloneMinNs};
 std::atomic<int64_t> late_calls{0}, alone_calls{0};  // for tests
 
@@ -226,8 +227,9 @@ bool run_two(bool second_first, const Task& task) {
   if (began[1] == 0) return false;  // one thread ran both
   // Task 0 runs on this thread, task 1 on the pool's. A forward's companion ends long before its
   // entry, a backward's a chunk's GEMMs after it, the second half about when the first does.
-  int64_t late = late_after_ns.load(std::memory_order_relaxed);
-  bool held_up = began[1] - start > late || ended[1] - ended[0] > late + (ended[0] - began[0]) / 2;
+  int64_t late = late_after_ns.load(std::memory_order_relaxed), own = ended[0] - began[0];
+  bool held_up = late == 0 || began[1] - start > late + own / 4 ||
+                 ended[1] - ended[0] > late + own / 2;
   if (held_up) {
     late_calls.fetch_add(1, std::memory_order_relaxed);
     int64_t span = alone_for.load(std::memory_order_relaxed);
@@ -948,8 +950,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     alone_until.store(0);
     alone_for.store(kAloneMinNs);
     return late_after_ns.exchange(ns);
-  }, "Sets how late (ns) a call's second task may start or end before the next calls run on "
-     "one thread for a while, and forgets the last late call; returns the previous setting");
+  }, "Sets how late (ns, beside a share of the first task's time) a call's second task may start "
+     "or end before the next calls run on one thread for a while (0: every call is late), and "
+     "forgets the last late call; returns the previous setting");
   m.def("halved_calls", []() {
     return std::make_pair(halved_calls.load(), concurrent_halves.load());
   }, "(calls split in halves of the batch, those of them whose halves ran on two threads)");
