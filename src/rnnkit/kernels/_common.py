@@ -273,15 +273,16 @@ def gemm_threads(batch: int, width: int, depth: int) -> int:
 
 
 # Per family whose kernels have companions (see rnnkit.kernels._sync), the least input projection
-# (multiply-adds over all steps) worth a second core: below it the handoff costs about what the
-# overlap saves. Measured on two threads, pipelined against not, forward and backward, at sizes
-# the halves (see halves_rows) do not take: LSTM 1.03-1.09x at B=1, T=10, H=32-128, 1.07x,
-# 1.13-1.15x and 1.27-1.31x at B=1, T=100, H=32, 64 and 128, 1.05-1.07x at B=8, T=10, H=32; GRU
-# 1.08-1.11x at B=1, T=10, H=64-128 and 1.09-1.12x at T=100, H=64; SimpleRNN 1.08x at B=1, T=10,
-# H=128 and 1.05-1.07x at T=100, H=64. Below these sizes (B=1-4, T=8-30, H=8-16): 0.97-1.05x.
-# (Before the halves took every batch of 8 rows or more, the LSTM lost at B=8, T=100, H=32:
-# 0.82x; those thresholds were 16-64 times these.)
-PIPELINE_MIN_MACS = {"lstm": 1 << 14, "gru": 1 << 15, "rnn": 1 << 16}
+# (multiply-adds over all steps) worth a second core. Measured on two threads, pipelined against
+# not, forward and backward, at sizes the halves (see halves_rows) do not take: LSTM 1.27-1.33x at
+# B=1, T=100, H=128, 0.96-1.16x at H=64, 0.82-1.07x at H=32, 1.06-1.10x at T=10, H=128 and
+# 1.05-1.09x at B=8, T=10, H=32; GRU 1.05-1.12x at B=1, T=10, H=128 and 1.02-1.12x at T=100,
+# H=64; SimpleRNN 1.02-1.09x at B=1, T=10, H=128 and 1.06-1.09x at T=100, H=64 (bench/
+# pipeline_ab.py). Smaller calls gained less than a call held up by a busy second core costs
+# (see `run_two` in _native.cpp): the LSTM 0.99-1.09x at B=1, T=10, H=32-64, the GRU 0.88-1.03x at
+# B=8, T=10, H=32. (Before the halves took every batch of 8 rows or more, the LSTM lost at B=8,
+# T=100, H=32: 0.82x; the thresholds were 2^22, 2^20 and 2^18, and the chunks 32 rows or more.)
+PIPELINE_MIN_MACS = {"lstm": 1 << 17, "gru": 1 << 17, "rnn": 1 << 16}
 # Rows (steps x batch) of a chunk at least, and chunks at most. At B=1, T=100, H=128 the LSTM ran
 # 1.27x faster than unpipelined with chunks of 32 steps, 1.31x with chunks of 13. At T=10 chunks
 # of 1 step lost 8% against chunks of 2 (B=8, H=32), chunks of 2 steps 4% against 4 (B=1, H=32).
