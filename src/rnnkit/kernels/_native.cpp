@@ -470,7 +470,7 @@ std::atomic<int64_t> halved_calls{0}, concurrent_halves{0};
 
 // `task(0)` and `task(1)`, the two halves of a call, each on one BLAS thread, through `run_two`.
 template <typename Task>
-void run_both(const Recipe& recipe, const Task& task) {
+void run_both(const Task& task) {
   use_blas_threads(1);
   halved_calls.fetch_add(1, std::memory_order_relaxed);
   if (run_two(false, task)) concurrent_halves.fetch_add(1, std::memory_order_relaxed);
@@ -549,7 +549,7 @@ std::vector<Tensor> run_halves_forward(const Recipe& recipe, const std::vector<T
     for (size_t r = 0; r < half.returned.size(); ++r) preset[half.returned[r]] = mine[r];
     allocated[k] = half.forward.allocate(inputs[0].options(), preset);
   }
-  run_both(recipe, [&](int k) { recipe.halves[k]->forward.run({&given[k], &allocated[k]}); });
+  run_both([&](int k) { recipe.halves[k]->forward.run({&given[k], &allocated[k]}); });
   if (kept != nullptr) {
     for (int k = 0; k < 2; ++k) {
       for (int64_t index : recipe.halves[k]->saved) kept->push_back(allocated[k][index]);
@@ -595,7 +595,7 @@ struct NativeHalves : public torch::autograd::Function<NativeHalves> {
       if (d_x.defined()) preset[x_gradient] = rows_of(d_x, 0, start, rows);
       allocated[k] = part.allocate(inputs[0].options(), preset);
     }
-    run_both(recipe, [&](int k) {
+    run_both([&](int k) {
       halves[k]->backward[with_x].run({&given[k], &allocated[k], &kept[k], &taken[k],
                                        &copied[k]});
     });
