@@ -27,11 +27,16 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 import rnnkit.nn
 from rnnkit.kernels import native
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import contenders as cs  # noqa: E402
 
 SIZES = [(1, 10, 32), (1, 100, 64), (1, 100, 128), (8, 10, 32), (8, 100, 64), (32, 10, 64),
          (32, 100, 128)]
@@ -47,26 +52,21 @@ def measure(sizes, rounds: int) -> dict:
     times = {}
     for batch, steps, hidden in sizes:
         torch.manual_seed(0)
-        ours = rnnkit.nn.LSTM(hidden // 2, hidden, batch_first=True)
-        peer = torch.nn.LSTM(hidden // 2, hidden, batch_first=True)
         x = torch.randn(batch, steps, hidden // 2)
-
-        def call(module, x=x):
-            output, _ = module(x)
-            output.sum().backward()
-            for parameter in module.parameters():
-                parameter.grad = None
-
+        ours = cs.module_contender("rnnkit", rnnkit.nn.LSTM(hidden // 2, hidden, batch_first=True),
+                                   x).run
+        peer = cs.module_contender("torch.nn", torch.nn.LSTM(hidden // 2, hidden, batch_first=True),
+                                   x).run
         samples = {name: [] for name in CONTENDERS}
         for k in range(rounds):
             for name in CONTENDERS[k % len(CONTENDERS):] + CONTENDERS[:k % len(CONTENDERS)]:
                 torch.set_num_threads(int(name[-1]))
                 extension.set_late_after(NEVER if name == "never@2" else default)
-                module = peer if name.startswith("torch.nn") else ours
-                call(module)
+                run = peer if name.startswith("torch.nn") else ours
+                run()
                 count, start = 0, time.perf_counter()
                 while time.perf_counter() - start < SAMPLE_SECONDS:
-                    call(module)
+                    run()
                     count += 1
                 samples[name].append((time.perf_counter() - start) / count * 1e3)
         extension.set_late_after(default)

@@ -54,7 +54,7 @@ def _zero_grads(module) -> None:
         parameter.grad = None
 
 
-def _torch_module_contender(name: str, module: torch.nn.Module, x: torch.Tensor) -> Contender:
+def module_contender(name: str, module: torch.nn.Module, x: torch.Tensor) -> Contender:
     def run():
         _zero_grads(module)
         output, _ = module(x)
@@ -83,14 +83,14 @@ def torch_contenders(variant: str, batch: int, steps: int, features: int, hidden
     x = torch.randn(batch, steps, features, generator=generator)
     contenders = []
     fused = RNNKIT_NN[family](features, hidden, batch_first=True, backend="fused", **options)
-    contenders.append(_torch_module_contender("rnnkit", fused, x))
+    contenders.append(module_contender("rnnkit", fused, x))
     if family in TORCH_NN and not options:
         reference = TORCH_NN[family](features, hidden, batch_first=True)
-        contenders.append(_torch_module_contender("torch.nn", reference, x))
+        contenders.append(module_contender("torch.nn", reference, x))
     else:
         loop = RNNKIT_NN[family](features, hidden, batch_first=True, backend="reference",
                                  **options)
-        contenders.append(_torch_module_contender("loop", loop, x))
+        contenders.append(module_contender("loop", loop, x))
     if threads > 1:
         peer = contenders[-1]
         contenders.append(Contender(f"{peer.name}@1", peer.run, peer.clock, threads=1))
