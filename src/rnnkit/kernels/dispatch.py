@@ -1,4 +1,9 @@
-"""The dispatch point between fused kernels and the reference loop."""
+"""The dispatch point between fused kernels and the reference loop.
+
+A built-in cell runs on a fused path where one takes the call: on CPU the compiled kernels
+(:mod:`rnnkit.kernels.fused`); on CUDA, for the cells cuDNN has, torch's own fused RNN
+(:mod:`rnnkit.kernels.cudnn`). Everything else runs on the reference loop.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from rnnkit.kernels.reference import run_reference
 BACKENDS = ("auto", "fused", "reference")
 
 _select = None  # rnnkit.kernels.fused.select, once imported
+_cudnn_runner = None  # rnnkit.kernels.cudnn.runner, once imported
 
 
 def check_backend(backend: str) -> str:
@@ -33,6 +39,17 @@ def fused_runner(cell, inputs: torch.Tensor):
     return _select(cell, inputs)
 
 
+def cudnn_runner(cell, inputs: torch.Tensor, mask, recurrent_mask, zero_output_for_mask: bool):
+    """torch's fused RNN for ``cell`` on CUDA ``inputs``, or ``None`` when it does not take the
+    call (see :mod:`rnnkit.kernels.cudnn`); same signature of runner as :func:`fused_runner`."""
+    global _cudnn_runner
+    if _cudnn_runner is None:
+        from rnnkit.kernels.cudnn import runner
+
+        _cudnn_runner = runner
+    return _cudnn_runner(cell, inputs, mask, recurrent_mask, zero_output_for_mask)
+
+
 def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | None,
                  mask: torch.Tensor | None = None, recurrent_mask: torch.Tensor | None = None,
                  zero_output_for_mask: bool = False, backend: str = "auto", stacked: bool = False):
@@ -48,6 +65,8 @@ def run_sequence(cell, inputs: torch.Tensor, state: tuple[torch.Tensor, ...] | N
     check_backend(backend)
     if backend != "reference":
         runner = fused_runner(cell, inputs)
+        if runner is None:
+            runner = cudnn_runner(cell, inputs, mask, recurrent_mask, zero_output_for_mask)
         if runner is not None:
             return runner(cell, inputs, state, mask, recurrent_mask, zero_output_for_mask, stacked)
         # An empty batch or sequence has nothing to compute: the loop returns the empty results.

@@ -2,8 +2,10 @@
 
 A kernel applies to a built-in cell (or a :class:`~rnnkit.cells.base.BoundCell` of one) whose step
 is the library's own, on CPU float32/float64 tensors, with activations the kernels know. Anything
-else (user cells or callables, CUDA, other dtypes, mismatched shapes) is left to the reference
-loop, which runs it or raises the precise error.
+else (user cells or callables, CUDA, other dtypes, mismatched shapes) is declined here: the
+dispatch point (:mod:`rnnkit.kernels.dispatch`) sends CUDA calls of the cells cuDNN has to torch's
+fused RNN (:mod:`rnnkit.kernels.cudnn`), and the rest to the reference loop, which runs it or
+raises the precise error.
 
 Each family module (:mod:`~rnnkit.kernels.lstm`, :mod:`~rnnkit.kernels.gru`,
 :mod:`~rnnkit.kernels.rnn`) offers the same array-level interface, driven from here:
