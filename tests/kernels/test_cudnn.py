@@ -9,7 +9,6 @@ fixture lets the path take CPU tensors and keeps the compiled kernels out of the
 from __future__ import annotations
 
 import dataclasses
-import threading
 
 import pytest
 import torch
@@ -163,14 +162,3 @@ def test_keras_layer_with_a_mask_matches_the_reference(on_cpu, monkeypatch, laye
     expected = layer(x, mask=mask)
     torch.testing.assert_close(taken, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(taken[0][1, 2:], taken[0][1, 1].expand(4, 3), rtol=0, atol=0)
-
-
-def test_each_thread_has_its_own_template():
-    spec = make_cell("lstm").spec
-    here = cudnn._template("LSTM", spec, True)
-    there = []
-    worker = threading.Thread(target=lambda: there.append(cudnn._template("LSTM", spec, True)))
-    worker.start()
-    worker.join()
-    assert cudnn._template("LSTM", spec, True) is here
-    assert there[0] is not here
