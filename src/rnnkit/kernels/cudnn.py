@@ -10,9 +10,9 @@ CUDA tensors takes that call when its equations are cuDNN's:
 every weight of the inputs' dtype and device, no recurrent-dropout mask, and either no mask or a
 right-padded one with at least one real step per row: cuDNN's packed sequences. Padded steps hold
 the state, and output zeros (``zero_output_for_mask``) or the last real step's output (Keras's
-default), as on the reference loop. Anything else (peepholes, layer
-norm, other activations, ``reset_after=False``, recurrent dropout, left padding) runs on the
-reference loop (:mod:`rnnkit.kernels.dispatch`).
+default), as on the reference loop. Anything else (peepholes, layer norm, other activations,
+``reset_after=False``, recurrent dropout, left padding) runs on the reference loop
+(:mod:`rnnkit.kernels.dispatch`).
 
 The cell's own tensors go to the functions ``torch.nn``'s modules call, so autograd reaches them
 as with any torch op. A missing ``bias_hh`` (Keras keeps one bias) is a zero tensor.
@@ -35,10 +35,6 @@ from rnnkit.kernels.fused import _is_builtin_step
 # The devices whose built-in cells take this path when no compiled kernel does. Only CUDA: on
 # CPU the compiled kernels are faster than torch's. The tests add "cpu" to run this path there.
 DEVICES = ("cuda",)
-
-_LSTM_ONLY = ("weight_peephole", "ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias",
-              "ln_c_weight", "ln_c_bias")
-
 
 def _mode(spec) -> str | None:
     """torch.nn's module for ``spec``'s equations (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``,
@@ -73,10 +69,7 @@ def runner(cell, inputs: torch.Tensor, mask, recurrent_mask, zero_output_for_mas
         return None
     if recurrent_mask is not None or _mode(cell.spec) is None:
         return None
-    weights = cell.weights()
-    if any(getattr(weights, name) is not None for name in _LSTM_ONLY):
-        return None
-    present = [tensor for tensor in weights if tensor is not None]
+    present = [tensor for tensor in cell.weights() if tensor is not None]
     if any(t.dtype != inputs.dtype or t.device != inputs.device for t in present):
         return None
     if mask is not None and not _right_padded(mask):
