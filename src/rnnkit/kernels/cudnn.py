@@ -36,6 +36,7 @@ from rnnkit.kernels.fused import _is_builtin_step
 # CPU the compiled kernels are faster than torch's. The tests add "cpu" to run this path there.
 DEVICES = ("cuda",)
 
+
 def _mode(spec) -> str | None:
     """torch.nn's module for ``spec``'s equations (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``,
     ``"RNN_RELU"``), or ``None`` when cuDNN has no such cell."""
